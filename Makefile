@@ -1,0 +1,33 @@
+# Every target installs what it needs first: a fresh clone with Python 3.11+
+# (and Node.js for the CDK CLI) needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt worker/requirements.txt | cksum | cut -d' ' -f1)
+
+.PHONY: demo test lint synth bench clean
+
+$(STAMP): requirements.txt worker/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Drover needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+# A word count over the installed Python standard library's .py files, on the
+# embedded AWS with a local fleet, then everything is shut down again.
+demo: $(STAMP)
+	$(PY) -m submit run --local --job wordcount --include '*.py' --top 20 \
+		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache
