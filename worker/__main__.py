@@ -1,0 +1,102 @@
+"""The container program: `python -m worker map` or `python -m worker reduce`.
+
+Reads its queue, bucket and table from the environment (see worker.settings),
+serves its queue until stopped. SIGTERM stops it gracefully: no new messages,
+the one in hand finished or handed back within the stop timeout. A second
+SIGTERM or SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+from types import FrameType
+
+from worker import settings as cfg
+from worker.accounting import Accounting
+from worker.clients import client
+from worker.ecs import TaskProtection, wake_service
+from worker.jobs import load_jobs
+from worker.loop import EXIT_FORCED, Role, Worker
+from worker.queues import queue_config
+
+log = logging.getLogger("worker")
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"worker: environment variable {name} is not set")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker",
+        description="Serve a Drover queue: map chunks or reduce partitions.",
+    )
+    parser.add_argument("role", choices=[r.value for r in Role], help="which queue to serve")
+    parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    parser.add_argument("--max-messages", type=int, help="exit after this many messages")
+    parser.add_argument("--id", help="worker id in logs and records (default: host-pid)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(
+        level=os.environ.get("DROVER_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    defaults = cfg.Settings()
+    role = Role(args.role)
+    worker_id = (
+        args.id or os.environ.get(cfg.ENV_WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}"
+    )
+    load_jobs()
+
+    sqs, s3 = client("sqs"), client("s3")
+    queue_url = _env(cfg.ENV_MAP_QUEUE_URL if role is Role.MAP else cfg.ENV_REDUCE_QUEUE_URL)
+    wake = None
+    cluster, reduce_service = (
+        os.environ.get(cfg.ENV_CLUSTER),
+        os.environ.get(cfg.ENV_REDUCE_SERVICE),
+    )
+    if role is Role.MAP and cluster and reduce_service:
+        ecs = client("ecs")
+
+        def wake() -> None:
+            wake_service(ecs, cluster=cluster, service=reduce_service, at_least=1)
+
+    worker = Worker(
+        role=role,
+        sqs=sqs,
+        s3=s3,
+        accounting=Accounting(dynamodb=client("dynamodb"), table=_env(cfg.ENV_TABLE)),
+        queue_url=queue_url,
+        queue=queue_config(sqs, queue_url),
+        reduce_queue_url=_env(cfg.ENV_REDUCE_QUEUE_URL) if role is Role.MAP else None,
+        worker_id=worker_id,
+        receive_wait_s=int(os.environ.get("DROVER_RECEIVE_WAIT_S", defaults.receive_wait_s)),
+        receive_batch_size=defaults.receive_batch_size,
+        stop_timeout_s=float(os.environ.get("DROVER_STOP_TIMEOUT_S", defaults.stop_timeout_s)),
+        wake_reducers=wake,
+        protection=TaskProtection(),
+        burst=args.burst,
+        max_messages=args.max_messages,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if worker.stopping:
+            os._exit(EXIT_FORCED)
+        worker.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("worker %s serving %s queue", worker_id, role.value)
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

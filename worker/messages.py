@@ -1,0 +1,120 @@
+"""The wire contract: every message on a Drover queue, versioned JSON.
+
+A message names a job, a chunk (or a reduce partition) and where its data
+lives; it never names code. Decoding anything else raises `BadMessage`, which
+the worker treats as permanent (the message goes to the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class BadMessage(ValueError):
+    """A message body that is not a Drover message of a known version."""
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A byte range [start, end) of one input file, to be read line-aligned.
+
+    The file occupies bytes [base, base + size) of object `key` (local inputs
+    are packed into a few objects; an S3 input has base 0). `start` and `end`
+    are offsets within the file. `index` is the file's position in the job's
+    input order, `name` how the user named it.
+    """
+
+    key: str
+    name: str
+    index: int
+    base: int
+    size: int
+    start: int
+    end: int
+    gzip: bool = False
+
+
+@dataclass(frozen=True)
+class MapTask:
+    job_id: str
+    chunk: int
+    job: str
+    params: dict[str, Any]
+    partitions: int
+    bucket: str
+    pieces: tuple[Piece, ...]
+    kind: str = "map"
+    version: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class ReduceTask:
+    job_id: str
+    partition: int
+    job: str
+    params: dict[str, Any]
+    partitions: int
+    chunks: int
+    bucket: str
+    kind: str = "reduce"
+    version: int = SCHEMA_VERSION
+
+
+Task = MapTask | ReduceTask
+
+
+def to_json(task: Task) -> str:
+    return json.dumps(asdict(task), separators=(",", ":"))
+
+
+def _require(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = body.get(name)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise BadMessage(f"field {name!r} missing or not {getattr(kind, '__name__', kind)}")
+    return value
+
+
+def from_json(text: str) -> Task:
+    try:
+        body = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as e:
+        raise BadMessage(f"not JSON: {e}") from e
+    if not isinstance(body, dict):
+        raise BadMessage("not a JSON object")
+    version = body.get("version")
+    if version != SCHEMA_VERSION:
+        raise BadMessage(f"unknown schema version {version!r} (this worker reads {SCHEMA_VERSION})")
+    kind = body.get("kind")
+    common = {
+        "job_id": _require(body, "job_id", str),
+        "job": _require(body, "job", str),
+        "params": _require(body, "params", dict),
+        "partitions": _require(body, "partitions", int),
+        "bucket": _require(body, "bucket", str),
+    }
+    if common["partitions"] < 1:
+        raise BadMessage("partitions must be at least 1")
+    if kind == "map":
+        raw_pieces = _require(body, "pieces", list)
+        try:
+            pieces = tuple(Piece(**p) for p in raw_pieces)
+        except TypeError as e:
+            raise BadMessage(f"bad piece: {e}") from e
+        for p in pieces:
+            if not (0 <= p.start <= p.end <= p.size) or p.base < 0:
+                raise BadMessage(f"bad byte range {p.start}..{p.end} of a {p.size}-byte input")
+        return MapTask(chunk=_require(body, "chunk", int), pieces=pieces, **common)
+    if kind == "reduce":
+        partition = _require(body, "partition", int)
+        if not 0 <= partition < common["partitions"]:
+            raise BadMessage(f"partition {partition} out of range")
+        return ReduceTask(
+            partition=partition,
+            chunks=_require(body, "chunks", int),
+            **common,
+        )
+    raise BadMessage(f"unknown message kind {kind!r}")
