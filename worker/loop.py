@@ -27,7 +27,7 @@ from worker.ecs import TaskProtection
 from worker.jobs import JobError, get_job
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
 from worker.queues import DeleteBatcher, QueueConfig, move_to_dead_letter
-from worker.reading import read_piece
+from worker.reading import ChunkReader
 from worker.triggers import trigger_reduce
 
 log = logging.getLogger(__name__)
@@ -245,10 +245,11 @@ class Worker:
         job = get_job(task.job)
         params = job.check_params(task.params)
 
-        def read(key: str, start: int, end: int) -> bytes:
-            return storage.get_range(self.s3, task.bucket, key, start, end)
+        def fetch(bucket: str, key: str, start: int, end: int) -> bytes:
+            return storage.get_range(self.s3, bucket, key, start, end)
 
-        pieces = (read_piece(read, p) for p in task.pieces)
+        reader = ChunkReader(fetch, task.pieces, task.bucket)
+        pieces = (reader.read(p) for p in task.pieces)
         outputs = job.map_chunk(pieces, params, task.partitions)
         for r, output in enumerate(outputs):
             storage.put_json(

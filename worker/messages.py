@@ -36,6 +36,9 @@ class Piece:
     start: int
     end: int
     gzip: bool = False
+    # The input's own bucket for an S3 input; None for an object in the
+    # job's bucket (an uploaded local input).
+    bucket: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ UTF-8 multi-byte sequence, so no character is ever cut.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from worker.messages import Piece
@@ -76,6 +76,51 @@ def read_piece(read: RangeReader, piece: Piece) -> PieceData:
         more_to = min(piece.size, hi + grow)
         buf += read(piece.key, piece.base + hi, piece.base + more_to)
         hi = more_to
+
+
+class ChunkReader:
+    """Reads a chunk's pieces with as few requests as it can.
+
+    Small files packed side by side make a chunk of many adjacent pieces of
+    one object: one ranged GET covers them all. `fetch(bucket, key, start,
+    end)` returns bytes [start, end) of an object.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str, str, int, int], bytes],
+        pieces: Sequence[Piece],
+        default_bucket: str,
+    ) -> None:
+        self.fetch = fetch
+        self.default_bucket = default_bucket
+        self.spans: dict[tuple[str, str], tuple[int, bytes]] = {}
+        groups: dict[tuple[str, str], list[Piece]] = {}
+        for p in pieces:
+            if not p.gzip:
+                groups.setdefault((p.bucket or default_bucket, p.key), []).append(p)
+        for (bucket, key), group in groups.items():
+            if len(group) < 2:
+                continue
+            lo = min(p.base + max(p.start - 1, 0) for p in group)
+            hi = max(min(p.base + p.size, p.base + p.end + OVERREAD_BYTES) for p in group)
+            wanted = sum(p.end - p.start for p in group)
+            # Only when the pieces sit close together, as packed files do.
+            if hi - lo <= 2 * wanted + OVERREAD_BYTES * len(group):
+                self.spans[(bucket, key)] = (lo, fetch(bucket, key, lo, hi))
+
+    def read(self, piece: Piece) -> PieceData:
+        bucket = piece.bucket or self.default_bucket
+
+        def ranged(key: str, start: int, end: int) -> bytes:
+            span = self.spans.get((bucket, key))
+            if span is not None:
+                lo, data = span
+                if lo <= start and end <= lo + len(data):
+                    return data[start - lo : end - lo]
+            return self.fetch(bucket, key, start, end)
+
+        return read_piece(ranged, piece)
 
 
 def split_lines(data: bytes) -> list[bytes]:

@@ -286,4 +286,3 @@ def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
 def load(path: Path = CDK_JSON) -> Settings:
     """Settings as the stack would build them from cdk.json."""
     return from_context(load_context(path))
-

@@ -1,0 +1,152 @@
+"""The embedded AWS: moto's server on loopback, with Drover's bucket, table
+and queues created from the same settings as the deployed stack."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from submit.resources import Resources
+from worker import settings as cfg
+from worker.clients import RETRIES
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+# moto accepts any credentials; fixed ones keep a developer's real ones out.
+CREDENTIALS = {"aws_access_key_id": "drover-local", "aws_secret_access_key": "drover-local"}
+LOCAL_BUCKET = "drover-local"
+LOCAL_TABLE = "drover-jobs"
+LOCAL_QUEUES = ("drover-map", "drover-reduce")
+
+
+def local_env(endpoint_url: str) -> dict[str, str]:
+    """Environment for a process that talks to the embedded AWS."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+def local_session() -> boto3.session.Session:
+    return boto3.session.Session(region_name=REGION, **CREDENTIALS)
+
+
+def local_client(service: str, endpoint_url: str) -> Any:
+    return local_session().client(service, endpoint_url=endpoint_url, config=RETRIES)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class EmbeddedAWS:
+    """moto's threaded server on 127.0.0.1; `start` returns its endpoint."""
+
+    port: int = 0
+
+    def __post_init__(self) -> None:
+        self.server: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        from moto.server import ThreadedMotoServer
+
+        if not self.port:
+            self.port = free_port()
+        elif port_in_use(self.port):
+            raise OSError(f"port {self.port} on 127.0.0.1 is already in use")
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def provision(endpoint_url: str, settings: cfg.Settings) -> Resources:
+    """Create the bucket, table and queues (each queue with its DLQ and
+    redrive policy) as the stack does, on the embedded AWS."""
+    s3 = local_client("s3", endpoint_url)
+    sqs = local_client("sqs", endpoint_url)
+    ddb = local_client("dynamodb", endpoint_url)
+    s3.create_bucket(Bucket=LOCAL_BUCKET)
+    ddb.create_table(
+        TableName=LOCAL_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": cfg.TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": cfg.TABLE_SORT_KEY, "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"}
+            for name in (
+                cfg.TABLE_PARTITION_KEY,
+                cfg.TABLE_SORT_KEY,
+                cfg.JOBS_BY_TIME_PARTITION_KEY,
+                cfg.JOBS_BY_TIME_SORT_KEY,
+            )
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": cfg.JOBS_BY_TIME_INDEX,
+                "KeySchema": [
+                    {"AttributeName": cfg.JOBS_BY_TIME_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": cfg.JOBS_BY_TIME_SORT_KEY, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    urls: dict[str, str] = {}
+    for name in LOCAL_QUEUES:
+        dlq = sqs.create_queue(
+            QueueName=f"{name}-dlq",
+            Attributes={"MessageRetentionPeriod": str(settings.dlq_retention_days * 86400)},
+        )["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        urls[f"{name}-dlq"] = dlq
+        urls[name] = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(settings.visibility_timeout_s),
+                "MessageRetentionPeriod": str(settings.queue_retention_days * 86400),
+                "ReceiveMessageWaitTimeSeconds": str(settings.receive_wait_s),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": settings.max_receive_count}
+                ),
+            },
+        )["QueueUrl"]
+    return Resources(
+        bucket=LOCAL_BUCKET,
+        table=LOCAL_TABLE,
+        map_queue_url=urls["drover-map"],
+        map_dlq_url=urls["drover-map-dlq"],
+        reduce_queue_url=urls["drover-reduce"],
+        reduce_dlq_url=urls["drover-reduce-dlq"],
+        endpoint_url=endpoint_url,
+    )

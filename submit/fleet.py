@@ -1,0 +1,196 @@
+"""The local fleet: worker processes scaled on queue depth, as on Fargate.
+
+Each pool (map, reduce) follows the stack's rules from the shared settings:
+the scale-out steps on visible messages, from zero up to its maximum, and
+scale-in to zero only after the backlog, in-flight messages included, has
+been empty for the idle window. The cloud evaluates once a minute on
+CloudWatch metrics; the local fleet every `poll_s` on the queue itself.
+A worker process that dies is replaced at the next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from worker.loop import Role
+from worker.settings import ScalingStep, scaling_change
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Sample:
+    t: float
+    role: str
+    visible: int
+    in_flight: int
+    workers: int
+
+
+@dataclass
+class Pool:
+    role: Role
+    queue_url: str
+    max_size: int
+    desired: int = 0
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Told to stop, still finishing: waited for at shutdown.
+    retiring: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    idle_since: float | None = None
+    started: int = 0
+    peak: int = 0
+
+
+class Fleet:
+    def __init__(
+        self,
+        *,
+        sqs: Any,
+        map_queue_url: str,
+        reduce_queue_url: str,
+        env: Mapping[str, str],
+        max_workers: int,
+        max_reducers: int,
+        steps: tuple[ScalingStep, ...],
+        idle_s: float,
+        log_dir: Path,
+        poll_s: float = 1.0,
+        worker_args: tuple[str, ...] = (),
+    ) -> None:
+        self.sqs = sqs
+        self.env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
+        self.steps = steps
+        self.idle_s = idle_s
+        self.poll_s = poll_s
+        self.log_dir = log_dir
+        self.worker_args = worker_args
+        self.pools = {
+            Role.MAP: Pool(Role.MAP, map_queue_url, max_workers),
+            Role.REDUCE: Pool(Role.REDUCE, reduce_queue_url, max_reducers),
+        }
+        self.history: list[Sample] = []
+        self.started_at = time.monotonic()
+        self._lock = threading.Lock()
+        self._logs: list[IO[bytes]] = []
+
+    # Scaling ----------------------------------------------------------------
+
+    def step(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for pool in self.pools.values():
+                attrs = self.sqs.get_queue_attributes(
+                    QueueUrl=pool.queue_url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                visible = int(attrs["ApproximateNumberOfMessages"])
+                in_flight = int(attrs["ApproximateNumberOfMessagesNotVisible"])
+                self._reap(pool)
+                if visible + in_flight == 0:
+                    pool.idle_since = pool.idle_since or now
+                    if now - pool.idle_since >= self.idle_s:
+                        pool.desired = 0
+                else:
+                    pool.idle_since = None
+                    change = scaling_change(self.steps, visible)
+                    pool.desired = max(0, min(pool.max_size, pool.desired + change))
+                self._converge(pool)
+                self.history.append(
+                    Sample(
+                        now - self.started_at, pool.role.value, visible, in_flight, len(pool.procs)
+                    )
+                )
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception as e:  # a hiccup of the embedded AWS must not end the fleet
+                log.warning("fleet step failed: %s", e)
+            stop.wait(self.poll_s)
+
+    def _reap(self, pool: Pool) -> None:
+        alive = []
+        for p in pool.procs:
+            code = p.poll()
+            if code is None:
+                alive.append(p)
+            elif code != 0:
+                log.warning("%s worker %d exited with %d", pool.role.value, p.pid, code)
+        pool.procs = alive
+        pool.retiring = [p for p in pool.retiring if p.poll() is None]
+
+    def _converge(self, pool: Pool) -> None:
+        while len(pool.procs) < pool.desired:
+            pool.procs.append(self._spawn(pool))
+        while len(pool.procs) > pool.desired:
+            p = pool.procs.pop()
+            p.send_signal(signal.SIGTERM)
+            pool.retiring.append(p)
+        pool.peak = max(pool.peak, len(pool.procs))
+
+    def _spawn(self, pool: Pool) -> subprocess.Popen[bytes]:
+        pool.started += 1
+        worker_id = f"local-{pool.role.value}-{pool.started}"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        out = (self.log_dir / f"{worker_id}.log").open("ab")
+        self._logs.append(out)
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker", pool.role.value, "--id", worker_id, *self.worker_args],
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    # Inspection and shutdown ------------------------------------------------
+
+    def workers(self, role: Role) -> list[subprocess.Popen[bytes]]:
+        with self._lock:
+            return list(self.pools[role].procs)
+
+    def peak(self, role: Role) -> int:
+        return self.pools[role].peak
+
+    def timeline(self, role: Role = Role.MAP) -> list[tuple[float, int]]:
+        """(seconds since start, workers) at each change of the worker count."""
+        out: list[tuple[float, int]] = []
+        for s in self.history:
+            if s.role == role.value and (not out or out[-1][1] != s.workers):
+                out.append((round(s.t, 1), s.workers))
+        return out
+
+    def shutdown(self, timeout_s: float) -> None:
+        """SIGTERM every worker, wait up to `timeout_s`, then SIGKILL."""
+        with self._lock:
+            procs = [p for pool in self.pools.values() for p in (*pool.procs, *pool.retiring)]
+            for pool in self.pools.values():
+                pool.procs, pool.retiring, pool.desired = [], [], 0
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in self._logs:
+            f.close()
+        self._logs.clear()

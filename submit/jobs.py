@@ -1,0 +1,379 @@
+"""Submitting, following and fetching jobs: the work behind the CLI.
+
+Every function takes its clients and resources as arguments; the CLI only
+parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+
+from submit.resources import Resources
+from submit.splitting import InputError, InputFile, Placed, discover, plan_chunks
+from worker import storage
+from worker.accounting import CHUNK_FAILED, SUCCEEDED, TERMINAL_STATES, Accounting
+from worker.ecs import wake_service
+from worker.jobs import get_job
+from worker.messages import MapTask, to_json
+from worker.queues import send_batches
+from worker.triggers import trigger_reduce
+
+# Local files are concatenated into pack objects of about this size, so a
+# tree of small files costs a few uploads, not one per file.
+PACK_BYTES = 1 << 30
+UPLOAD = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20)
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Clients:
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    ecs: Any | None = None
+
+    def accounting(self, resources: Resources) -> Accounting:
+        return Accounting(dynamodb=self.dynamodb, table=resources.table)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: str
+    chunks: int
+    inputs: int
+    input_bytes: int
+    seconds: float
+
+
+def new_job_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+class _Concat(io.RawIOBase):
+    """The bytes of several files, one after another, as one stream."""
+
+    def __init__(self, files: Sequence[InputFile], progress: Callable[[int], None] | None) -> None:
+        self.files = list(files)
+        self.current: Any = None
+        self.left = 0
+        self.progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self.current is None:
+                if not self.files:
+                    return 0
+                f = self.files.pop(0)
+                assert f.path is not None
+                self.current, self.left = f.path.open("rb"), f.size
+            n = self.current.readinto(memoryview(buffer)[: min(len(buffer), self.left)])
+            if n == 0 and self.left > 0:
+                raise InputError(f"{self.current.name}: file shrank while it was uploaded")
+            self.left -= n
+            if self.left == 0:
+                self.current.close()
+                self.current = None
+            if n:
+                if self.progress:
+                    self.progress(n)
+                return n
+
+
+def upload_inputs(
+    s3: Any,
+    bucket: str,
+    job_id: str,
+    files: Sequence[InputFile],
+    progress: Callable[[int], None] | None = None,
+) -> list[Placed]:
+    """Place every input in S3: S3 inputs stay where they are; local files are
+    uploaded once, packed side by side into a few objects."""
+    placed: list[Placed] = []
+    pack: list[InputFile] = []
+    pack_bytes = 0
+    packs = 0
+
+    def flush() -> None:
+        nonlocal pack, pack_bytes, packs
+        if not pack:
+            return
+        key = f"{storage.input_prefix(job_id)}pack-{packs:04d}"
+        stream = io.BufferedReader(_Concat(pack, progress), buffer_size=8 << 20)
+        s3.upload_fileobj(stream, bucket, key, Config=UPLOAD)
+        packs += 1
+        pack, pack_bytes = [], 0
+
+    for index, f in enumerate(files):
+        if f.path is None:
+            assert f.key is not None
+            placed.append(Placed(file=f, index=index, key=f.key, base=0, bucket=f.bucket))
+            continue
+        if f.size == 0:
+            continue
+        if pack_bytes and pack_bytes + f.size > PACK_BYTES:
+            flush()
+        key = f"{storage.input_prefix(job_id)}pack-{packs:04d}"
+        placed.append(Placed(file=f, index=index, key=key, base=pack_bytes))
+        pack.append(f)
+        pack_bytes += f.size
+    flush()
+    return placed
+
+
+def submit_job(
+    clients: Clients,
+    resources: Resources,
+    *,
+    inputs: Sequence[str],
+    job: str,
+    params: dict[str, Any],
+    chunk_size_bytes: int,
+    partitions: int,
+    max_failures: int = 0,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    wake_workers: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Submitted:
+    """Validate, upload, plan and enqueue a job; returns once it is queued.
+
+    Everything that can be checked up front is checked before anything is
+    uploaded or enqueued: the job and its parameters, the sizes, the inputs.
+    """
+    started = time.monotonic()
+    spec = get_job(job)
+    checked = spec.check_params(params)
+    if chunk_size_bytes <= 0:
+        raise ValueError("chunk size must be positive")
+    if not 1 <= partitions <= 1000:
+        raise ValueError(f"partitions must be from 1 to 1000, got {partitions}")
+    if max_failures < 0:
+        raise ValueError("max failures must be 0 or more")
+    if not inputs:
+        raise InputError("no input given")
+    files = discover(inputs, s3=clients.s3, include=include, exclude=exclude)
+    job_id = new_job_id()
+    local_bytes = sum(f.size for f in files if f.path is not None)
+    sent = 0
+
+    def uploaded(n: int) -> None:
+        nonlocal sent
+        sent += n
+        if progress:
+            progress("upload", sent, local_bytes)
+
+    placed = upload_inputs(clients.s3, resources.bucket, job_id, files, uploaded)
+    chunks = plan_chunks(placed, chunk_size_bytes)
+    tasks = [
+        MapTask(
+            job_id=job_id,
+            chunk=n,
+            job=job,
+            params=checked,
+            partitions=partitions,
+            bucket=resources.bucket,
+            pieces=tuple(pieces),
+        )
+        for n, pieces in enumerate(chunks)
+    ]
+    # The plan is kept so that `retry` can send any chunk again.
+    storage.put_json(
+        clients.s3,
+        resources.bucket,
+        storage.plan_key(job_id),
+        {"chunks": [json.loads(to_json(t)) for t in tasks]},
+    )
+    accounting = clients.accounting(resources)
+    accounting.create_job(
+        job_id=job_id,
+        job=job,
+        params=checked,
+        partitions=partitions,
+        expected=len(tasks),
+        bucket=resources.bucket,
+        inputs=len(files),
+        input_bytes=sum(f.size for f in files),
+        max_failures=max_failures,
+    )
+    if tasks:
+        send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))
+        if wake_workers and clients.ecs and resources.cluster and resources.map_service:
+            wake_service(
+                clients.ecs,
+                cluster=resources.cluster,
+                service=resources.map_service,
+                at_least=min(wake_workers, len(tasks)),
+            )
+    else:
+        trigger_reduce(
+            clients.sqs,
+            resources.reduce_queue_url,
+            job_id=job_id,
+            job=job,
+            params=checked,
+            partitions=partitions,
+            chunks=0,
+            bucket=resources.bucket,
+        )
+    return Submitted(
+        job_id=job_id,
+        chunks=len(tasks),
+        inputs=len(files),
+        input_bytes=sum(f.size for f in files),
+        seconds=time.monotonic() - started,
+    )
+
+
+@dataclass
+class JobStatus:
+    job_id: str
+    job: str
+    state: str
+    done: int
+    expected: int
+    failed: int
+    reduced: int
+    partitions: int
+    input_bytes: int
+    created_at: str
+    finished_at: str | None
+    elapsed_s: float
+    params: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    failed_chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def throughput_mb_s(self) -> float:
+        return self.input_bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["throughput_mb_s"] = round(self.throughput_mb_s, 3)
+        return out
+
+
+def _elapsed(record: dict[str, Any]) -> float:
+    start = datetime.fromisoformat(record["created_at"])
+    end_text = record.get("finished_at")
+    end = datetime.fromisoformat(end_text) if end_text else datetime.now(UTC)
+    return max(0.0, (end - start).total_seconds())
+
+
+def job_status(
+    clients: Clients, resources: Resources, job_id: str, *, details: bool = True
+) -> JobStatus:
+    accounting = clients.accounting(resources)
+    record = accounting.get_job(job_id)
+    if record is None:
+        raise JobNotFound(f"no job {job_id!r} (see `python -m submit jobs`)")
+    failed_chunks: list[dict[str, Any]] = []
+    if details:
+        failed_chunks = [
+            {
+                "chunk": int(item["sk"].split("#", 1)[1]),
+                "attempts": item.get("attempts"),
+                "last_error": item.get("last_error"),
+                "worker": item.get("worker"),
+            }
+            for item in accounting.chunk_items(job_id, CHUNK_FAILED)
+        ]
+    return JobStatus(
+        job_id=job_id,
+        job=record["job"],
+        state=record["state"],
+        done=record["done"],
+        expected=record["expected"],
+        failed=len(failed_chunks),
+        reduced=record.get("reduced", 0),
+        partitions=record["partitions"],
+        input_bytes=record.get("input_bytes", 0),
+        created_at=record["created_at"],
+        finished_at=record.get("finished_at"),
+        elapsed_s=_elapsed(record),
+        params=record.get("params", {}),
+        summary=record.get("summary"),
+        error=record.get("error"),
+        failed_chunks=failed_chunks,
+    )
+
+
+def wait_for(
+    clients: Clients,
+    resources: Resources,
+    job_id: str,
+    *,
+    on_update: Callable[[JobStatus], None] | None = None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> JobStatus:
+    """Poll until the job ends (or the timeout passes); returns its status."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        status = job_status(clients, resources, job_id, details=False)
+        if on_update:
+            on_update(status)
+        if status.terminal:
+            return job_status(clients, resources, job_id)
+        if deadline is not None and time.monotonic() > deadline:
+            return status
+        time.sleep(poll_s)
+
+
+def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
+    """The job's whole result, merged from its partitions."""
+    status = job_status(clients, resources, job_id, details=False)
+    if status.state != SUCCEEDED:
+        raise JobNotFound(f"job {job_id} is {status.state}; it has no result yet")
+    spec = get_job(status.job)
+    parts: Iterator[Any] = (
+        storage.get_json(clients.s3, resources.bucket, storage.result_key(job_id, r))
+        for r in range(status.partitions)
+    )
+    return spec.merge_results(parts, status.params)
+
+
+def write_result(result: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=None, separators=(",", ":"))
+        f.write("\n")
+    tmp.replace(path)
+
+
+def list_jobs(clients: Clients, resources: Resources, limit: int = 20) -> list[dict[str, Any]]:
+    out = []
+    for record in clients.accounting(resources).list_jobs(limit):
+        out.append(
+            {
+                "job_id": record["job_id"],
+                "job": record["job"],
+                "state": record["state"],
+                "done": record["done"],
+                "expected": record["expected"],
+                "created_at": record["created_at"],
+                "elapsed_s": round(_elapsed(record), 1),
+            }
+        )
+    return out

@@ -1,0 +1,286 @@
+"""Local mode: the embedded AWS plus a local fleet, in one process.
+
+`LocalDrover` is used in two ways: as a context manager by `run --local` (a
+one-shot that starts everything, runs one job and tears it all down), and by
+the long-running daemon behind `local up`, which `local status` and
+`local down` reach through a state file in DROVER_HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from submit.embedded import EmbeddedAWS, local_client, local_env, provision
+from submit.fleet import Fleet
+from submit.jobs import Clients
+from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
+from worker import settings as cfg
+from worker.loop import Role
+
+log = logging.getLogger(__name__)
+
+# Locally, an idle fleet scales in after seconds, not the cloud's minutes:
+# there are no CloudWatch delays to wait out.
+LOCAL_IDLE_S = 5.0
+# A short long-poll, so that a stopping worker notices within a second or two.
+LOCAL_RECEIVE_WAIT_S = 2
+LOCAL_STOP_TIMEOUT_S = 30.0
+
+
+class LocalError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalOptions:
+    port: int = 0
+    max_workers: int = os.cpu_count() or 2
+    max_reducers: int = 2
+    idle_s: float = LOCAL_IDLE_S
+    poll_s: float = 1.0
+    stop_timeout_s: float = LOCAL_STOP_TIMEOUT_S
+    settings: cfg.Settings | None = None
+    log_dir: Path | None = None
+    extra_env: dict[str, str] | None = None
+
+
+class LocalDrover:
+    def __init__(self, options: LocalOptions | None = None) -> None:
+        self.options = options or LocalOptions()
+        self.settings = self.options.settings or cfg.load()
+        self.aws = EmbeddedAWS(port=self.options.port)
+        self.resources: Resources | None = None
+        self.fleet: Fleet | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Resources:
+        endpoint = self.aws.start()
+        try:
+            self.resources = provision(endpoint, self.settings)
+            env = {
+                **local_env(endpoint),
+                **self.resources.worker_env(),
+                "DROVER_RECEIVE_WAIT_S": str(LOCAL_RECEIVE_WAIT_S),
+                "DROVER_STOP_TIMEOUT_S": str(self.options.stop_timeout_s),
+                **(self.options.extra_env or {}),
+            }
+            self.fleet = Fleet(
+                sqs=local_client("sqs", endpoint),
+                map_queue_url=self.resources.map_queue_url,
+                reduce_queue_url=self.resources.reduce_queue_url,
+                env=env,
+                max_workers=self.options.max_workers,
+                max_reducers=self.options.max_reducers,
+                steps=self.settings.scale_out_steps,
+                idle_s=self.options.idle_s,
+                poll_s=self.options.poll_s,
+                log_dir=self.options.log_dir or drover_home() / "logs",
+            )
+            self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
+            self._thread.start()
+        except BaseException:
+            self.aws.stop()
+            raise
+        return self.resources
+
+    def clients(self) -> Clients:
+        endpoint = self.aws.endpoint_url
+        return Clients(
+            s3=local_client("s3", endpoint),
+            sqs=local_client("sqs", endpoint),
+            dynamodb=local_client("dynamodb", endpoint),
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.fleet is not None:
+            self.fleet.shutdown(self.options.stop_timeout_s + 5)
+        self.aws.stop()
+
+    def __enter__(self) -> LocalDrover:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# The daemon behind `local up` ------------------------------------------------
+
+
+def fleet_status_path() -> Path:
+    return drover_home() / "fleet.json"
+
+
+def running_state() -> LocalState | None:
+    """The running embedded stack's state, or None (a stale file is removed)."""
+    path = state_path()
+    state = LocalState.read(path)
+    if state is None:
+        return None
+    if not process_alive(state.pid):
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def up(options: LocalOptions, timeout_s: float = 60) -> LocalState:
+    """Start the daemon in the background and wait until it serves."""
+    existing = running_state()
+    if existing is not None:
+        raise LocalError(
+            f"the embedded AWS is already running (pid {existing.pid}, "
+            f"{existing.endpoint_url}); `python -m submit local down` stops it"
+        )
+    home = drover_home()
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "local.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "submit.local",
+        "--port",
+        str(options.port),
+        "--max-workers",
+        str(options.max_workers),
+        "--max-reducers",
+        str(options.max_reducers),
+        "--idle-seconds",
+        str(options.idle_s),
+    ]
+    with log_path.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = LocalState.read(state_path())
+        if state is not None and state.pid == proc.pid:
+            return state
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").splitlines()[-5:]
+            raise LocalError("the embedded AWS did not start:\n  " + "\n  ".join(tail))
+        time.sleep(0.1)
+    proc.terminate()
+    raise LocalError(f"the embedded AWS did not start within {timeout_s:.0f}s; see {log_path}")
+
+
+def down(timeout_s: float = LOCAL_STOP_TIMEOUT_S + 15) -> LocalState | None:
+    """Stop the daemon (it stops its workers gracefully); None if none ran."""
+    state = running_state()
+    if state is None:
+        return None
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while process_alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if process_alive(state.pid):
+        os.kill(state.pid, signal.SIGKILL)
+    state_path().unlink(missing_ok=True)
+    return state
+
+
+def serve(options: LocalOptions) -> int:
+    local = LocalDrover(options)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    resources = local.start()
+    assert local.fleet is not None
+    state = LocalState(
+        pid=os.getpid(),
+        port=local.aws.port,
+        endpoint_url=local.aws.endpoint_url,
+        max_workers=options.max_workers,
+        resources=resources,
+    )
+    state.write(state_path())
+    log.info(
+        "embedded AWS on %s, fleet of up to %d workers", state.endpoint_url, options.max_workers
+    )
+    try:
+        while not stop.wait(options.poll_s):
+            _write_fleet_status(local.fleet)
+    finally:
+        local.stop()
+        fleet_status_path().unlink(missing_ok=True)
+        if LocalState.read(state_path()) == state:
+            state_path().unlink(missing_ok=True)
+    return 0
+
+
+def _write_fleet_status(fleet: Fleet) -> None:
+    status: dict[str, Any] = {
+        role.value: {
+            "workers": len(fleet.workers(role)),
+            "peak": fleet.peak(role),
+            "max": fleet.pools[role].max_size,
+            "timeline": fleet.timeline(role)[-20:],
+        }
+        for role in Role
+    }
+    path = fleet_status_path()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status))
+    tmp.replace(path)
+    # Keep the history short in a long-running daemon.
+    del fleet.history[:-1000]
+
+
+def read_fleet_status() -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(fleet_status_path().read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m submit.local")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--max-reducers", type=int, default=2)
+    parser.add_argument("--idle-seconds", type=float, default=LOCAL_IDLE_S)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    return serve(
+        LocalOptions(
+            port=args.port,
+            max_workers=args.max_workers,
+            max_reducers=args.max_reducers,
+            idle_s=args.idle_seconds,
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Where a Drover lives: the names and URLs of its bucket, table and queues.
+
+For a deployed stack they come from the stack's CloudFormation outputs; for
+the embedded AWS from the state file that `local up` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from worker import settings as cfg
+
+
+class ResourceError(RuntimeError):
+    """No Drover found where the user pointed."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    bucket: str
+    table: str
+    map_queue_url: str
+    map_dlq_url: str
+    reduce_queue_url: str
+    reduce_dlq_url: str
+    cluster: str | None = None
+    map_service: str | None = None
+    reduce_service: str | None = None
+    endpoint_url: str | None = None
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment a worker process needs to serve these resources."""
+        return {
+            cfg.ENV_BUCKET: self.bucket,
+            cfg.ENV_TABLE: self.table,
+            cfg.ENV_MAP_QUEUE_URL: self.map_queue_url,
+            cfg.ENV_REDUCE_QUEUE_URL: self.reduce_queue_url,
+        }
+
+
+def from_stack(cloudformation: Any, stack: str) -> Resources:
+    try:
+        found = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as e:
+        raise ResourceError(
+            f"stack {stack!r} not found ({e.response['Error'].get('Message', e)}); "
+            "deploy it with `cdk deploy`, or use --local"
+        ) from e
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
+    missing = [k for k in cfg.ALL_OUTPUTS if k not in outputs]
+    if missing:
+        raise ResourceError(f"stack {stack!r} lacks outputs {missing}: is it a Drover stack?")
+    return Resources(
+        bucket=outputs[cfg.OUTPUT_BUCKET],
+        table=outputs[cfg.OUTPUT_TABLE],
+        map_queue_url=outputs[cfg.OUTPUT_MAP_QUEUE_URL],
+        map_dlq_url=outputs[cfg.OUTPUT_MAP_DLQ_URL],
+        reduce_queue_url=outputs[cfg.OUTPUT_REDUCE_QUEUE_URL],
+        reduce_dlq_url=outputs[cfg.OUTPUT_REDUCE_DLQ_URL],
+        cluster=outputs[cfg.OUTPUT_CLUSTER],
+        map_service=outputs[cfg.OUTPUT_MAP_SERVICE],
+        reduce_service=outputs[cfg.OUTPUT_REDUCE_SERVICE],
+    )
+
+
+def drover_home() -> Path:
+    """Where the embedded AWS keeps its state file and logs."""
+    return Path(os.environ.get("DROVER_HOME", Path.home() / ".drover"))
+
+
+def state_path() -> Path:
+    return drover_home() / "local.json"
+
+
+@dataclass(frozen=True)
+class LocalState:
+    pid: int
+    port: int
+    endpoint_url: str
+    max_workers: int
+    resources: Resources
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(path)
+
+    @staticmethod
+    def read(path: Path) -> LocalState | None:
+        try:
+            raw = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return LocalState(
+            pid=raw["pid"],
+            port=raw["port"],
+            endpoint_url=raw["endpoint_url"],
+            max_workers=raw["max_workers"],
+            resources=Resources(**raw["resources"]),
+        )
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
