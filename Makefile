@@ -19,7 +19,8 @@ venv: $(STAMP)
 # A word count over the installed Python standard library's .py files, on the
 # embedded AWS with a local fleet, then everything is shut down again.
 demo: $(STAMP)
-	$(PY) -m submit run --local --job wordcount --include '*.py' --top 20 \
+	$(PY) -m submit run --local --job wordcount --include '*.py' --exclude 'site-packages/*' \
+		--chunk-size 512KB --top 20 \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 
 test: $(STAMP)

@@ -76,6 +76,8 @@ class EmbeddedAWS:
             self.port = free_port()
         elif port_in_use(self.port):
             raise OSError(f"port {self.port} on 127.0.0.1 is already in use")
+        # One access-log line per request would bury the user's output.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         return self.endpoint_url

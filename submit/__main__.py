@@ -1,0 +1,5 @@
+import sys
+
+from submit.cli import main
+
+sys.exit(main())

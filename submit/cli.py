@@ -1,0 +1,602 @@
+"""Command-line parsing and printing; the work is done in submit.jobs & co."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from submit import jobs as J
+from submit import local as L
+from submit.fleet_status import deployed_services, queue_depths
+from submit.report import (
+    ProgressBar,
+    Stopwatch,
+    human_bytes,
+    status_text,
+    table,
+    timeline_text,
+    top_entries,
+)
+from submit.resources import ResourceError
+from submit.splitting import InputError, parse_size
+from submit.target import Target, local_target, resolve
+from worker import settings as cfg
+from worker.jobs import JobError, get_job, job_names
+from worker.loop import Role
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the job failed, or AWS refused
+EXIT_USAGE = 2  # bad arguments or input: nothing was enqueued
+
+EPILOG = """\
+examples:
+  python -m submit run --local --job wordcount --top 20 ./books/
+  python -m submit local up && python -m submit run --job grep --pattern 'ERROR|WARN' logs/ --wait
+  python -m submit run s3://my-bucket/corpus/ --job wordcount --stack Drover --wait
+  python -m submit status JOB         python -m submit result JOB --output counts.json
+
+Commands other than `run --local` talk to the embedded AWS started by
+`local up` when it is running, else to the deployed stack named by --stack
+(default "Drover"), found through CloudFormation with your AWS credentials.
+"""
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    settings = cfg.load()
+    parser = argparse.ArgumentParser(
+        prog="python -m submit",
+        description=(
+            "Run MapReduce jobs on a Drover fleet: split input into chunks, queue them, "
+            "follow the job and fetch its result."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def target_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--stack",
+            metavar="NAME",
+            help=f"deployed stack to use (default: the running embedded AWS, "
+            f"else {cfg.DEFAULT_STACK_NAME!r})",
+        )
+
+    def json_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    run = sub.add_parser(
+        "run",
+        help="split input, queue a job, optionally wait for it",
+        description=(
+            "Split INPUT into chunks of byte ranges aligned to lines, queue one message "
+            "per chunk and print the job id. Local files are uploaded once; S3 inputs "
+            "are read in place."
+        ),
+    )
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="file, directory (recursed) or s3://bucket/key or s3://bucket/prefix/",
+    )
+    run.add_argument(
+        "--job", required=True, choices=job_names(), help="what to compute over the input"
+    )
+    run.add_argument("--pattern", metavar="REGEX", help="grep: Python regular expression")
+    run.add_argument(
+        "--chunk-size",
+        type=_size,
+        default=settings.default_chunk_size_bytes,
+        metavar="SIZE",
+        help=f"bytes per chunk, e.g. 512KB, 64MB "
+        f"(default {human_bytes(settings.default_chunk_size_bytes)})",
+    )
+    run.add_argument(
+        "--partitions",
+        type=_positive,
+        default=settings.default_partitions,
+        metavar="R",
+        help=f"reduce partitions, reduced in parallel (default {settings.default_partitions})",
+    )
+    run.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files in directories/prefixes matching GLOB (by name or relative path); "
+        "repeatable",
+    )
+    run.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files"
+    )
+    run.add_argument(
+        "--max-failures",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="fail the job early once more than N chunks have failed (default 0)",
+    )
+    run.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
+    run.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the result as JSON (implies --wait)"
+    )
+    run.add_argument(
+        "--top", type=_count, default=0, metavar="N", help="print the first N result entries"
+    )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="one-shot: start an embedded AWS and a local fleet, run, then tear down",
+    )
+    run.add_argument(
+        "--max-workers",
+        type=_positive,
+        default=os.cpu_count() or 2,
+        metavar="N",
+        help="--local: most map workers at once (default: the CPU count)",
+    )
+    target_opts(run)
+    json_opt(run)
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="a job's state, progress and failures")
+    status.add_argument("job_id", metavar="JOB")
+    target_opts(status)
+    json_opt(status)
+    status.set_defaults(func=cmd_status)
+
+    wait = sub.add_parser("wait", help="follow a job until it ends; exit 1 if it fails")
+    wait.add_argument("job_id", metavar="JOB")
+    wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
+    target_opts(wait)
+    json_opt(wait)
+    wait.set_defaults(func=cmd_wait)
+
+    result = sub.add_parser(
+        "result",
+        help="fetch a finished job's result",
+        description=(
+            "The whole result as one JSON document: for wordcount an object word -> count, "
+            "for grep a list of {input, line, text}. Without --output and --top it goes to "
+            "standard output."
+        ),
+    )
+    result.add_argument("job_id", metavar="JOB")
+    result.add_argument("--top", type=_count, default=0, metavar="N", help="print N entries")
+    result.add_argument("--output", type=Path, metavar="FILE", help="write the result here")
+    target_opts(result)
+    json_opt(result)
+    result.set_defaults(func=cmd_result)
+
+    jobs = sub.add_parser("jobs", help="recent jobs, newest first")
+    jobs.add_argument("--limit", type=_positive, default=20, metavar="N")
+    target_opts(jobs)
+    json_opt(jobs)
+    jobs.set_defaults(func=cmd_jobs)
+
+    fleet = sub.add_parser("fleet", help="queue depths and workers")
+    target_opts(fleet)
+    json_opt(fleet)
+    fleet.set_defaults(func=cmd_fleet)
+
+    local = sub.add_parser(
+        "local",
+        help="a long-running embedded AWS with a local fleet",
+        description=(
+            "Start, inspect or stop an embedded AWS (moto's server on 127.0.0.1) with a "
+            "local fleet of worker processes that scales on queue depth like the deployed "
+            "one. While it runs, the other commands use it."
+        ),
+    )
+    local_sub = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    up = local_sub.add_parser("up", help="start it in the background")
+    up.add_argument(
+        "--max-workers",
+        type=_positive,
+        default=os.cpu_count() or 2,
+        metavar="N",
+        help="most map workers at once (default: the CPU count)",
+    )
+    up.add_argument(
+        "--port", type=int, default=0, metavar="P", help="port on 127.0.0.1 (default: a free one)"
+    )
+    up.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=L.LOCAL_IDLE_S,
+        metavar="S",
+        help=f"scale a pool to zero after S idle seconds (default {L.LOCAL_IDLE_S:g})",
+    )
+    up.set_defaults(func=cmd_local_up)
+    lstatus = local_sub.add_parser("status", help="queues, workers and recent jobs")
+    json_opt(lstatus)
+    lstatus.set_defaults(func=cmd_local_status)
+    ldown = local_sub.add_parser("down", help="stop workers gracefully, then the embedded AWS")
+    ldown.set_defaults(func=cmd_local_down)
+    return parser
+
+
+# Commands ----------------------------------------------------------------------
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.pattern is not None:
+        params["pattern"] = args.pattern
+    get_job(args.job).check_params(params)
+    return params
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    params = _params(args)
+    if args.local:
+        if args.stack:
+            raise UsageError("--local and --stack exclude each other")
+        return _run_local(args, params)
+    target = resolve(args.stack)
+    return _run_on(target, args, params, wake_workers=cfg.load().max_workers)
+
+
+def _submit(
+    target: Target, args: argparse.Namespace, params: dict[str, Any], wake_workers: int
+) -> J.Submitted:
+    bar = ProgressBar()
+    try:
+        return J.submit_job(
+            target.clients,
+            target.resources,
+            inputs=args.inputs,
+            job=args.job,
+            params=params,
+            chunk_size_bytes=args.chunk_size,
+            partitions=args.partitions,
+            max_failures=args.max_failures,
+            include=args.include,
+            exclude=args.exclude,
+            wake_workers=wake_workers,
+            progress=lambda phase, sent, total: bar.upload(sent, total),
+        )
+    finally:
+        bar.close()
+
+
+def _run_on(
+    target: Target, args: argparse.Namespace, params: dict[str, Any], wake_workers: int
+) -> int:
+    submitted = _submit(target, args, params, wake_workers)
+    if not (args.wait or args.output or args.top):
+        if args.json:
+            _print_json(vars_of(submitted))
+        else:
+            print(submitted.job_id)
+            print(
+                f"{submitted.chunks} chunks over {submitted.inputs} inputs "
+                f"({human_bytes(submitted.input_bytes)}) queued on {target.description}",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    print(f"job {submitted.job_id}: {submitted.chunks} chunks queued", file=sys.stderr)
+    status = _follow(target, submitted.job_id, quiet=args.json)
+    return _finish(target, args, status)
+
+
+def _follow(
+    target: Target, job_id: str, *, quiet: bool, timeout_s: float | None = None
+) -> J.JobStatus:
+    bar = ProgressBar()
+    try:
+        return J.wait_for(
+            target.clients,
+            target.resources,
+            job_id,
+            on_update=None if quiet else bar.update,
+            timeout_s=timeout_s,
+        )
+    finally:
+        bar.close()
+
+
+def _finish(target: Target, args: argparse.Namespace, status: J.JobStatus) -> int:
+    result = None
+    if status.state == J.SUCCEEDED and (args.output or args.top):
+        result = J.fetch_result(target.clients, target.resources, status.job_id)
+        if args.output:
+            J.write_result(result, args.output)
+    if args.json:
+        out = status.to_dict()
+        if result is not None and args.top:
+            out["top"] = top_entries(result, args.top)
+        _print_json(out)
+    else:
+        print(status_text(status))
+        if result is not None and args.top:
+            print(_top_table(status.job, result, args.top))
+        if args.output and result is not None:
+            print(f"result written to {args.output}")
+    return EXIT_OK if status.state == J.SUCCEEDED else EXIT_FAILED
+
+
+def _top_table(job: str, result: Any, n: int) -> str:
+    rows = top_entries(result, n)
+    headers = ["word", "count"] if isinstance(result, dict) else ["input", "line", "text"]
+    title = f"top {len(rows)}" if isinstance(result, dict) else f"first {len(rows)} matches"
+    return f"{title}:\n" + table(rows, headers)
+
+
+def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    watch = Stopwatch()
+    print(
+        f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
+        file=sys.stderr,
+    )
+    with L.LocalDrover(L.LocalOptions(max_workers=args.max_workers)) as local:
+        assert local.resources is not None and local.fleet is not None
+        watch.mark("start")
+        target = local_target(local.aws.endpoint_url, local.resources)
+        submitted = _submit(target, args, params, wake_workers=0)
+        watch.mark("upload+queue")
+        print(
+            f"job {submitted.job_id}: {submitted.inputs} inputs, "
+            f"{human_bytes(submitted.input_bytes)}, {submitted.chunks} chunks of up to "
+            f"{human_bytes(args.chunk_size)}, {args.partitions} partition(s)",
+            file=sys.stderr,
+        )
+        status = _follow(target, submitted.job_id, quiet=args.json)
+        watch.mark("job")
+        code = _finish(target, args, status)
+        watch.mark("result")
+        peak = local.fleet.peak(Role.MAP)
+        timeline = local.fleet.timeline(Role.MAP)
+        print(
+            f"stopping the fleet (peak {peak} map workers) and the embedded AWS",
+            file=sys.stderr,
+        )
+    watch.mark("shutdown")
+    if not args.json:
+        print(f"chunks       {submitted.chunks}")
+        print(f"peak workers {peak} (max {args.max_workers})")
+        print(f"map workers  {timeline_text(timeline)}")
+        print(f"timings      {watch.text()}")
+    return code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    status = J.job_status(target.clients, target.resources, args.job_id)
+    if args.json:
+        _print_json(status.to_dict())
+    else:
+        print(status_text(status))
+    return EXIT_OK
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    status = _follow(target, args.job_id, quiet=args.json, timeout_s=args.timeout)
+    if args.json:
+        _print_json(status.to_dict())
+    else:
+        print(status_text(status))
+    if not status.terminal:
+        print(f"still {status.state} after {args.timeout:g}s", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if status.state == J.SUCCEEDED else EXIT_FAILED
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    result = J.fetch_result(target.clients, target.resources, args.job_id)
+    if args.output:
+        J.write_result(result, args.output)
+        print(f"result written to {args.output}", file=sys.stderr)
+    if args.top:
+        if args.json:
+            _print_json(top_entries(result, args.top))
+        else:
+            kind = J.job_status(target.clients, target.resources, args.job_id, details=False).job
+            print(_top_table(kind, result, args.top))
+    elif not args.output:
+        _print_json(result)
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    rows = J.list_jobs(target.clients, target.resources, args.limit)
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print("no jobs yet")
+    else:
+        print(
+            table(
+                [
+                    [
+                        r["job_id"],
+                        r["job"],
+                        r["state"],
+                        f"{r['done']}/{r['expected']}",
+                        r["created_at"][:19],
+                        f"{r['elapsed_s']}s",
+                    ]
+                    for r in rows
+                ],
+                ["job", "kind", "state", "chunks", "created (UTC)", "elapsed"],
+            )
+        )
+    return EXIT_OK
+
+
+def _fleet_view(target: Target) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "target": target.description,
+        "queues": queue_depths(target.clients.sqs, target.resources),
+    }
+    if target.local:
+        view["workers"] = L.read_fleet_status() or {}
+    else:
+        view["services"] = deployed_services(target.clients, target.resources)
+    return view
+
+
+def _print_fleet(view: dict[str, Any]) -> None:
+    print(view["target"])
+    print(
+        table(
+            [[q, d["visible"], d["in_flight"]] for q, d in view["queues"].items()],
+            ["queue", "visible", "in flight"],
+        )
+    )
+    if "workers" in view:
+        rows = [
+            [role, w["workers"], w["peak"], w["max"], timeline_text(w["timeline"][-6:])]
+            for role, w in view["workers"].items()
+        ]
+        print(table(rows, ["pool", "workers", "peak", "max", "recent changes"]))
+    if "services" in view:
+        rows = [
+            [role, s["desired"], s["running"], s["pending"]] for role, s in view["services"].items()
+        ]
+        print(table(rows, ["service", "desired", "running", "pending"]))
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    view = _fleet_view(resolve(args.stack))
+    if args.json:
+        _print_json(view)
+    else:
+        _print_fleet(view)
+    return EXIT_OK
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    state = L.up(
+        L.LocalOptions(port=args.port, max_workers=args.max_workers, idle_s=args.idle_seconds)
+    )
+    print(
+        f"embedded AWS running on {state.endpoint_url} (pid {state.pid}), "
+        f"fleet of up to {state.max_workers} map workers"
+    )
+    print("submit with `python -m submit run INPUT --job wordcount --wait`;")
+    print("stop with `python -m submit local down`")
+    return EXIT_OK
+
+
+def cmd_local_status(args: argparse.Namespace) -> int:
+    state = L.running_state()
+    if state is None:
+        if args.json:
+            _print_json({"running": False})
+        else:
+            print("the embedded AWS is not running (`python -m submit local up` starts it)")
+        return EXIT_FAILED
+    target = local_target(state.endpoint_url, state.resources)
+    view = _fleet_view(target)
+    view["running"] = True
+    view["pid"] = state.pid
+    view["jobs"] = J.list_jobs(target.clients, target.resources, 10)
+    if args.json:
+        _print_json(view)
+        return EXIT_OK
+    print(f"running, pid {state.pid}")
+    _print_fleet(view)
+    if view["jobs"]:
+        print(
+            table(
+                [
+                    [r["job_id"], r["job"], r["state"], f"{r['done']}/{r['expected']}"]
+                    for r in view["jobs"]
+                ],
+                ["job", "kind", "state", "chunks"],
+            )
+        )
+    return EXIT_OK
+
+
+def cmd_local_down(args: argparse.Namespace) -> int:
+    state = L.down()
+    if state is None:
+        print("the embedded AWS was not running")
+    else:
+        print(f"stopped the embedded AWS (pid {state.pid}) and its workers")
+    return EXIT_OK
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+
+
+# Entry point ----------------------------------------------------------------------
+
+ERRORS: Sequence[tuple[type[BaseException], int, Callable[[BaseException], str]]] = (
+    (UsageError, EXIT_USAGE, str),
+    (JobError, EXIT_USAGE, str),
+    (InputError, EXIT_USAGE, str),
+    (L.LocalError, EXIT_FAILED, str),
+    (ResourceError, EXIT_FAILED, str),
+    (J.JobNotFound, EXIT_FAILED, str),
+    (ValueError, EXIT_USAGE, str),
+    (ClientError, EXIT_FAILED, lambda e: f"AWS refused: {e}"),
+    (BotoCoreError, EXIT_FAILED, lambda e: f"AWS unreachable: {e}"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        for kind, code, text in ERRORS:
+            if isinstance(e, kind):
+                print(f"{parser.prog}: error: {text(e)}", file=sys.stderr)
+                return code
+        raise

@@ -1,0 +1,59 @@
+"""Which Drover a command talks to: the running embedded AWS, or a deployed
+stack found by name through CloudFormation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from botocore.exceptions import NoCredentialsError, NoRegionError
+
+from submit.embedded import local_client
+from submit.jobs import Clients
+from submit.local import running_state
+from submit.resources import ResourceError, Resources, from_stack
+from worker.clients import client
+from worker.settings import DEFAULT_STACK_NAME
+
+
+@dataclass(frozen=True)
+class Target:
+    clients: Clients
+    resources: Resources
+    description: str
+    local: bool
+
+
+def local_target(endpoint_url: str, resources: Resources) -> Target:
+    return Target(
+        clients=Clients(
+            s3=local_client("s3", endpoint_url),
+            sqs=local_client("sqs", endpoint_url),
+            dynamodb=local_client("dynamodb", endpoint_url),
+        ),
+        resources=resources,
+        description=f"embedded AWS at {endpoint_url}",
+        local=True,
+    )
+
+
+def resolve(stack: str | None) -> Target:
+    """`--stack NAME` if given; else the running embedded AWS if there is
+    one; else the deployed stack of the default name."""
+    if stack is None:
+        state = running_state()
+        if state is not None:
+            return local_target(state.endpoint_url, state.resources)
+    name = stack or DEFAULT_STACK_NAME
+    try:
+        resources = from_stack(client("cloudformation"), name)
+        return Target(
+            clients=Clients(
+                s3=client("s3"), sqs=client("sqs"), dynamodb=client("dynamodb"), ecs=client("ecs")
+            ),
+            resources=resources,
+            description=f"stack {name}",
+            local=False,
+        )
+    except (NoCredentialsError, NoRegionError) as e:
+        hint = "" if stack else " No embedded AWS is running either (`python -m submit local up`)."
+        raise ResourceError(f"cannot reach stack {name!r}: {e}.{hint}") from e
