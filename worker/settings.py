@@ -62,6 +62,12 @@ JOBS_BY_TIME_SORT_KEY = "created_at"
 # S3 prefix of intermediate map outputs, expired by a lifecycle rule.
 MAP_OUTPUT_PREFIX = "jobs/"
 MAP_OUTPUT_MARKER = "/map/"
+# The worker tags every map output object with this tag; the bucket's
+# lifecycle rule expires tagged objects under MAP_OUTPUT_PREFIX after
+# `map_output_expiry_days` (S3 lifecycle filters match prefixes and tags, not
+# patterns such as jobs/*/map/).
+MAP_OUTPUT_TAG_KEY = "drover:kind"
+MAP_OUTPUT_TAG_VALUE = "map-output"
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,9 @@ DEFAULT_SCALE_OUT_STEPS: tuple[ScalingStep, ...] = (
     ScalingStep(lower=100, upper=500, change=2),
     ScalingStep(lower=500, change=5),
 )
+
+# Seconds a fleet waits after a scale-out step before the next one.
+SCALE_OUT_COOLDOWN_S = 60
 
 
 def scaling_change(steps: Sequence[ScalingStep], visible: int) -> int:
