@@ -16,6 +16,14 @@ $(STAMP): requirements.txt worker/requirements.txt
 
 venv: $(STAMP)
 
+# The CDK CLI pinned in package.json (a 2.x release that reads the cloud
+# assembly schema of the aws-cdk-lib in requirements.txt).
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 # A word count over the installed Python standard library's .py files, on the
 # embedded AWS with a local fleet, then everything is shut down again.
 demo: $(STAMP)
@@ -23,12 +31,19 @@ demo: $(STAMP)
 		--chunk-size 512KB --top 20 \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 
-test: $(STAMP)
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+
+# The CloudFormation template, offline and without AWS credentials, checked by
+# cdk-nag during synthesis (app.py fails on any unacknowledged finding) and by
+# cfn-lint after it.
+synth: $(STAMP) $(NODE_STAMP)
+	node_modules/.bin/cdk synth --quiet
+	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
 clean:
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache
