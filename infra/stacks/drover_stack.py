@@ -1,0 +1,289 @@
+"""The Drover stack: composes storage, queues, the two fleets and their
+operations, wires each fleet's permissions and exports what `submit` reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import ArnFormat, CfnOutput, Stack
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import Deployment
+from infra.constructs.fleet import QueueFleet
+from infra.constructs.network import Network
+from infra.constructs.operations import Operations, Watched
+from infra.constructs.storage import Storage
+from infra.constructs.work_queue import WorkQueue
+from infra.nag import acknowledge, wildcard_resource
+from worker import settings as cfg
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = "worker/Dockerfile"
+
+# CloudWatch Logs' retention periods, by the day counts that
+# `worker.settings.LOG_RETENTION_DAYS` allows.
+RETENTION = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+TABLE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+]
+# Read and write objects; PutObjectTagging because map outputs are written
+# with the tag the lifecycle rule expires them by.
+OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:AbortMultipartUpload",
+]
+READ_OBJECT_ACTIONS = ["s3:GetObject"]
+# ListBucket makes a missing key answer 404 (a clear error the worker
+# records) rather than 403.
+BUCKET_ACTIONS = ["s3:ListBucket"]
+TASK_PROTECTION_ACTIONS = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
+WAKE_ACTIONS = ["ecs:DescribeServices", "ecs:UpdateService"]
+
+
+class DroverStack(Stack):
+    def __init__(self, scope: Construct, id: str, *, deployment: Deployment) -> None:
+        super().__init__(
+            scope,
+            id,
+            description="Drover: MapReduce jobs on scale-to-zero Fargate fleets",
+        )
+        settings = deployment.settings
+        retention = RETENTION[settings.log_retention_days]
+
+        network = Network(self, "Network", flow_log_retention=retention)
+        storage = Storage(
+            self,
+            "Storage",
+            map_output_expiry_days=settings.map_output_expiry_days,
+            access_log_expiry_days=settings.log_retention_days,
+        )
+        queue_options = {
+            "visibility_timeout_s": settings.visibility_timeout_s,
+            "max_receive_count": settings.max_receive_count,
+            "receive_wait_s": settings.receive_wait_s,
+            "retention_days": settings.queue_retention_days,
+            "dead_letter_retention_days": settings.dlq_retention_days,
+        }
+        map_work = WorkQueue(self, "MapWork", **queue_options)
+        reduce_work = WorkQueue(self, "ReduceWork", **queue_options)
+
+        cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
+        )
+        # Made here rather than by `enable_fargate_capacity_providers`, whose
+        # association CDK adds late and does not order the services after:
+        # a service whose strategy names an unassociated provider fails.
+        capacity_providers = ecs.CfnClusterCapacityProviderAssociations(
+            self,
+            "CapacityProviders",
+            cluster=cluster.cluster_name,
+            capacity_providers=["FARGATE", "FARGATE_SPOT"],
+            default_capacity_provider_strategy=[],
+        )
+        # Staged into the cloud assembly at synth; built and pushed by
+        # `cdk deploy`, so synthesis needs no Docker.
+        image = ecs.ContainerImage.from_asset(
+            str(PROJECT_ROOT),
+            file=DOCKERFILE,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+        )
+        environment = {
+            cfg.ENV_BUCKET: storage.bucket.bucket_name,
+            cfg.ENV_TABLE: storage.table.table_name,
+            cfg.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
+            cfg.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
+            cfg.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
+        }
+        fleet_options = {
+            "cluster": cluster,
+            "security_group": network.task_security_group,
+            "image": image,
+            "cpu": settings.worker_cpu,
+            "memory_mib": settings.worker_memory_mib,
+            "scale_out_steps": settings.scale_out_steps,
+            "scale_out_cooldown_s": cfg.SCALE_OUT_COOLDOWN_S,
+            "scale_in_idle_s": settings.scale_in_idle_s,
+            "stop_timeout_s": settings.stop_timeout_s,
+            "use_spot": settings.use_spot,
+            "log_retention": retention,
+        }
+        reducers = QueueFleet(
+            self,
+            "ReduceFleet",
+            command="reduce",
+            queue=reduce_work.queue,
+            environment=environment,
+            max_tasks=settings.max_reducers,
+            **fleet_options,
+        )
+        # The map worker that completes a job wakes the reduce fleet itself
+        # (UpdateService), rather than wait minutes for its queue alarm.
+        mappers = QueueFleet(
+            self,
+            "MapFleet",
+            command="map",
+            queue=map_work.queue,
+            environment={
+                **environment,
+                cfg.ENV_CLUSTER: cluster.cluster_name,
+                cfg.ENV_REDUCE_SERVICE: reducers.service.service_name,
+            },
+            max_tasks=settings.max_workers,
+            **fleet_options,
+        )
+
+        for fleet, work in ((mappers, map_work), (reducers, reduce_work)):
+            fleet.service.node.add_dependency(capacity_providers)
+            self._grant_worker(fleet, work=work, storage=storage, cluster=cluster)
+        reduce_work.queue.grant_send_messages(mappers.task_role)
+        mappers.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=WAKE_ACTIONS, resources=[reducers.service.service_arn])
+        )
+        for bucket_name in deployment.input_buckets:
+            self._grant_input_bucket(mappers, bucket_name)
+
+        Operations(
+            self,
+            "Operations",
+            fleets=[
+                Watched("Map", map_work.queue, map_work.dead_letter_queue, mappers.service),
+                Watched(
+                    "Reduce", reduce_work.queue, reduce_work.dead_letter_queue, reducers.service
+                ),
+            ],
+            cluster=cluster,
+            alarm_email=settings.alarm_email,
+        )
+
+        outputs = {
+            cfg.OUTPUT_BUCKET: storage.bucket.bucket_name,
+            cfg.OUTPUT_TABLE: storage.table.table_name,
+            cfg.OUTPUT_MAP_QUEUE_URL: map_work.queue.queue_url,
+            cfg.OUTPUT_MAP_DLQ_URL: map_work.dead_letter_queue.queue_url,
+            cfg.OUTPUT_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
+            cfg.OUTPUT_REDUCE_DLQ_URL: reduce_work.dead_letter_queue.queue_url,
+            cfg.OUTPUT_CLUSTER: cluster.cluster_name,
+            cfg.OUTPUT_MAP_SERVICE: mappers.service.service_name,
+            cfg.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
+        }
+        for key in cfg.ALL_OUTPUTS:
+            CfnOutput(self, key, value=outputs[key])
+
+    def _grant_worker(
+        self, fleet: QueueFleet, *, work: WorkQueue, storage: Storage, cluster: ecs.ICluster
+    ) -> None:
+        """What every worker needs beyond consuming its own queue (which the
+        pattern grants): its DLQ for permanent failures, the job bucket and
+        table, and scale-in protection for the task it runs in."""
+        role = fleet.task_role
+        work.dead_letter_queue.grant_send_messages(role)
+
+        objects = storage.bucket.arn_for_objects("*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=OBJECT_ACTIONS, resources=[objects])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=BUCKET_ACTIONS, resources=[storage.bucket.bucket_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=TABLE_ACTIONS,
+                resources=[
+                    storage.table.table_arn,
+                    f"{storage.table.table_arn}/index/{cfg.JOBS_BY_TIME_INDEX}",
+                ],
+            )
+        )
+        tasks = self.format_arn(
+            service="ecs",
+            resource="task",
+            resource_name=f"{cluster.cluster_name}/*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=TASK_PROTECTION_ACTIONS, resources=[tasks])
+        )
+
+        acknowledge(
+            role,
+            wildcard_resource(self, objects),
+            "Object keys are chosen per job and chunk at run time (jobs/<job>/...), so no "
+            "fixed ARN exists; the statement covers objects of this one bucket only and "
+            "grants no delete, ACL or bucket-configuration action.",
+        )
+        acknowledge(
+            role,
+            wildcard_resource(self, tasks),
+            "Scale-in protection is set by the running task on itself through the ECS "
+            "agent; task ids exist only at run time, so the resource is every task of this "
+            "stack's cluster, and the only actions are getting and setting protection.",
+        )
+        execution_role = fleet.task_definition.obtain_execution_role()
+        acknowledge(
+            execution_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken, which ECS needs to pull the worker image, does "
+            "not support resource-level permissions; the image pull itself is limited "
+            "to the CDK asset repository.",
+        )
+        acknowledge(
+            fleet.task_definition,
+            "AwsSolutions-ECS2",
+            "The environment holds only resource names and queue URLs (bucket, table, "
+            "queues, cluster, service), which are not secrets; the task role, not the "
+            "environment, carries the credentials.",
+        )
+
+    def _grant_input_bucket(self, fleet: QueueFleet, bucket_name: str) -> None:
+        """Read access to a bucket the user keeps job inputs in."""
+        bucket = self.format_arn(service="s3", region="", account="", resource=bucket_name)
+        objects = f"{bucket}/*"
+        fleet.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=READ_OBJECT_ACTIONS, resources=[objects])
+        )
+        fleet.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=BUCKET_ACTIONS, resources=[bucket])
+        )
+        acknowledge(
+            fleet.task_role,
+            wildcard_resource(self, objects),
+            f"Map workers read job inputs the user names at submit time from bucket "
+            f"{bucket_name}, which the deployer listed in the inputBuckets context; the "
+            "statement allows reading objects only.",
+        )
