@@ -25,7 +25,7 @@ from submit.report import (
     top_entries,
 )
 from submit.resources import ResourceError
-from submit.splitting import InputError, parse_size
+from submit.splitting import InputError, discover, parse_size
 from submit.target import Target, local_target, resolve
 from worker import settings as cfg
 from worker.jobs import JobError, get_job, job_names
@@ -276,6 +276,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.local:
         if args.stack:
             raise UsageError("--local and --stack exclude each other")
+        remote = [i for i in args.inputs if i.startswith("s3://")]
+        if remote:
+            raise UsageError(
+                f"{remote[0]}: --local reads local files only; S3 inputs need a deployed stack"
+            )
+        # Fail on a missing input before starting anything.
+        discover(args.inputs, include=args.include, exclude=args.exclude)
         return _run_local(args, params)
     target = resolve(args.stack)
     return _run_on(target, args, params, wake_workers=cfg.load().max_workers)

@@ -88,12 +88,12 @@ class EmbeddedAWS:
             self.server = None
 
 
-def provision(endpoint_url: str, settings: cfg.Settings) -> Resources:
+def provision(
+    *, s3: Any, sqs: Any, dynamodb: Any, settings: cfg.Settings, endpoint_url: str | None = None
+) -> Resources:
     """Create the bucket, table and queues (each queue with its DLQ and
     redrive policy) as the stack does, on the embedded AWS."""
-    s3 = local_client("s3", endpoint_url)
-    sqs = local_client("sqs", endpoint_url)
-    ddb = local_client("dynamodb", endpoint_url)
+    ddb = dynamodb
     s3.create_bucket(Bucket=LOCAL_BUCKET)
     ddb.create_table(
         TableName=LOCAL_TABLE,

@@ -69,7 +69,13 @@ class LocalDrover:
     def start(self) -> Resources:
         endpoint = self.aws.start()
         try:
-            self.resources = provision(endpoint, self.settings)
+            self.resources = provision(
+                s3=local_client("s3", endpoint),
+                sqs=local_client("sqs", endpoint),
+                dynamodb=local_client("dynamodb", endpoint),
+                settings=self.settings,
+                endpoint_url=endpoint,
+            )
             env = {
                 **local_env(endpoint),
                 **self.resources.worker_env(),

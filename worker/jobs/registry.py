@@ -13,6 +13,7 @@ ENV_JOB_MODULES = "DROVER_JOB_MODULES"
 BUILTIN_MODULES = ("worker.jobs.wordcount", "worker.jobs.grep")
 
 _REGISTRY: dict[str, Job] = {}
+_loaded = False
 
 J = TypeVar("J", bound=type[Job])
 
@@ -26,13 +27,15 @@ def register(cls: J) -> J:
 def load_jobs(extra: str | None = None) -> None:
     """Import the built-in jobs and the modules named in DROVER_JOB_MODULES
     (comma-separated), whose @register calls fill the registry."""
+    global _loaded
+    _loaded = True
     names = extra if extra is not None else os.environ.get(ENV_JOB_MODULES, "")
     for module in (*BUILTIN_MODULES, *filter(None, (n.strip() for n in names.split(",")))):
         importlib.import_module(module)
 
 
 def get_job(name: str) -> Job:
-    if not _REGISTRY:
+    if not _loaded:
         load_jobs()
     try:
         return _REGISTRY[name]
@@ -42,6 +45,6 @@ def get_job(name: str) -> Job:
 
 
 def job_names() -> list[str]:
-    if not _REGISTRY:
+    if not _loaded:
         load_jobs()
     return sorted(_REGISTRY)

@@ -1,0 +1,69 @@
+"""`local up`, the commands that use it, and `local down`, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import reference_grep
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "submit", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+    )
+
+
+@pytest.fixture
+def running() -> object:
+    up = cli("local", "up", "--max-workers", "2", "--idle-seconds", "2")
+    assert up.returncode == 0, up.stderr
+    try:
+        yield up
+    finally:
+        cli("local", "down")
+
+
+def test_a_session_with_the_long_running_embedded_aws(running: object, tmp_path: Path) -> None:
+    again = cli("local", "up")
+    assert again.returncode != 0
+    assert "already running" in again.stderr
+
+    log = tmp_path / "app.log"
+    content = b"INFO start\nERROR disk full\r\nINFO ok\nERROR \xff again"
+    log.write_bytes(content)
+    run = cli("run", str(log), "--job", "grep", "--pattern", "^ERROR", "--wait", "--json")
+    assert run.returncode == 0, run.stderr
+    job_id = json.loads(run.stdout)["job_id"]
+
+    status = json.loads(cli("status", job_id, "--json").stdout)
+    assert status["state"] == "SUCCEEDED"
+    assert (status["done"], status["expected"]) == (1, 1)
+
+    result = cli("result", job_id)
+    assert json.loads(result.stdout) == reference_grep({str(log): content}, "^ERROR")
+
+    jobs = json.loads(cli("jobs", "--json").stdout)
+    assert jobs[0]["job_id"] == job_id
+
+    local_status = json.loads(cli("local", "status", "--json").stdout)
+    assert local_status["running"] is True
+    assert set(local_status["queues"]) == {"map", "map-dlq", "reduce", "reduce-dlq"}
+    assert local_status["jobs"][0]["job_id"] == job_id
+
+    missing = cli("status", "no-such-job")
+    assert missing.returncode == 1
+    assert "no job 'no-such-job'" in missing.stderr
+
+    down = cli("local", "down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert cli("local", "status").returncode == 1

@@ -1,0 +1,206 @@
+"""The whole pipeline on one machine: real worker processes, scaled by the
+local fleet, against moto's server, compared with the reference semantics."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from submit.jobs import fetch_result, job_status, submit_job, wait_for
+from submit.local import LocalDrover, LocalOptions
+from tests.conftest import reference_grep, reference_wordcount
+from worker.loop import Role
+from worker.settings import Settings
+
+VOCABULARY = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "it",
+    "was",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "his",
+    "they",
+    "be",
+    "at",
+    "one",
+    "have",
+    "this",
+    "from",
+    "Straße",
+    "über",
+    "naïve",
+    "café",
+    "λόγος",
+    "ΟΔΟΣ",
+    "дом",
+    "東京",
+    "İstanbul",
+    "ERROR",
+    "warning",
+    "x_1",
+    "42",
+    "3.14",
+    "don't",
+    "e-mail",
+]
+
+
+def write_corpus(root: Path, seed: int, files: int = 6, lines: int = 900) -> dict[str, bytes]:
+    """A multi-file corpus with a skewed vocabulary, CRLF, invalid UTF-8,
+    blank lines and a file with no final newline."""
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
+    out = {}
+    for f in range(files):
+        rows = []
+        for _ in range(lines):
+            n = rng.randint(0, 14)
+            row = " ".join(rng.choices(VOCABULARY, weights, k=n))
+            rows.append(row + rng.choice(["", "", ".", ",", "!", "\r"]))
+        content = "\n".join(rows).encode()
+        if f % 3 == 0:
+            content += b"\n"
+        if f == 1:
+            content += b"\n\xff\xfeinvalid \xc3 bytes ERROR\n"
+        path = root / f"part-{f:02d}.txt"
+        path.write_bytes(content)
+        out[str(path)] = content
+    (root / "empty.txt").write_bytes(b"")
+    out[str(root / "empty.txt")] = b""
+    return dict(sorted(out.items()))
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDrover]:
+    options = LocalOptions(
+        max_workers=3,
+        settings=Settings(visibility_timeout_s=30, max_receive_count=3),
+        idle_s=2,
+        poll_s=0.5,
+        log_dir=tmp_path_factory.mktemp("logs"),
+    )
+    with LocalDrover(options) as drover:
+        yield drover
+
+
+def test_wordcount_and_grep_equal_the_reference(local: LocalDrover, tmp_path: Path) -> None:
+    files = write_corpus(tmp_path, seed=11)
+    assert local.resources is not None and local.fleet is not None
+    clients = local.clients()
+    submitted = submit_job(
+        clients,
+        local.resources,
+        inputs=[str(tmp_path)],
+        job="wordcount",
+        params={},
+        chunk_size_bytes=3000,
+        partitions=3,
+    )
+    assert submitted.chunks >= 50
+    pattern = r"(?i)error|\bstra\u00dfe\b.*\d"
+    grep = submit_job(
+        clients,
+        local.resources,
+        inputs=[str(tmp_path)],
+        job="grep",
+        params={"pattern": pattern},
+        chunk_size_bytes=3000,
+        partitions=2,
+    )
+    for job_id in (submitted.job_id, grep.job_id):
+        status = wait_for(clients, local.resources, job_id, timeout_s=180)
+        assert status.state == "SUCCEEDED", status
+        assert status.done == status.expected
+    assert fetch_result(clients, local.resources, submitted.job_id) == reference_wordcount(files)
+    grep_result = fetch_result(clients, local.resources, grep.job_id)
+    assert grep_result == reference_grep(files, pattern)
+    assert len(grep_result) > 10
+    assert local.fleet.peak(Role.MAP) >= 2
+
+    summary = job_status(clients, local.resources, submitted.job_id).summary
+    assert summary is not None
+    reference = reference_wordcount(files)
+    assert summary["total"] == sum(reference.values())
+    assert summary["distinct"] == len(reference)
+    assert summary["top"][0] == ["the", reference["the"]]
+
+
+def test_an_empty_input_succeeds_with_an_empty_result(local: LocalDrover, tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert local.resources is not None
+    clients = local.clients()
+    for job, params in (("wordcount", {}), ("grep", {"pattern": "x"})):
+        submitted = submit_job(
+            clients,
+            local.resources,
+            inputs=[str(tmp_path)],
+            job=job,
+            params=params,
+            chunk_size_bytes=1024,
+            partitions=2,
+        )
+        assert submitted.chunks == 0
+        status = wait_for(clients, local.resources, submitted.job_id, timeout_s=60)
+        assert status.state == "SUCCEEDED"
+        assert fetch_result(clients, local.resources, submitted.job_id) in ({}, [])
+
+
+def test_the_fleet_scales_back_to_zero_when_idle(local: LocalDrover) -> None:
+    assert local.fleet is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        local.fleet.workers(Role.MAP) or local.fleet.workers(Role.REDUCE)
+    ):
+        time.sleep(0.5)
+    assert local.fleet.workers(Role.MAP) == []
+    assert local.fleet.workers(Role.REDUCE) == []
+
+
+def test_cli_one_shot_run_writes_the_result(tmp_path: Path) -> None:
+    corpus = tmp_path / "in"
+    corpus.mkdir()
+    files = write_corpus(corpus, seed=5, files=3, lines=200)
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "submit",
+            "run",
+            "--local",
+            "--job",
+            "wordcount",
+            "--chunk-size",
+            "2KB",
+            "--max-workers",
+            "2",
+            "--top",
+            "5",
+            "--output",
+            str(out),
+            str(corpus),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == reference_wordcount(files)
+    assert "SUCCEEDED" in proc.stdout
+    assert "peak workers" in proc.stdout

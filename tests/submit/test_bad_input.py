@@ -1,0 +1,88 @@
+"""Bad input gets one clear line, exit code 2, and nothing is enqueued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from submit.cli import EXIT_USAGE, main
+from submit.jobs import Clients, submit_job
+from submit.resources import Resources
+from submit.splitting import InputError
+from worker.jobs import JobError
+
+
+def queued(clients: Clients, resources: Resources) -> int:
+    attrs = clients.sqs.get_queue_attributes(
+        QueueUrl=resources.map_queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]
+    return int(attrs["ApproximateNumberOfMessages"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"inputs": ["missing.txt"]}, InputError, "missing.txt: no such file"),
+        ({"job": "sort"}, JobError, "unknown job 'sort'"),
+        ({"job": "grep", "params": {"pattern": "(["}}, JobError, "invalid pattern"),
+        ({"job": "grep", "params": {}}, JobError, "needs --pattern"),
+        ({"chunk_size_bytes": 0}, ValueError, "chunk size must be positive"),
+        ({"partitions": 0}, ValueError, "partitions must be from 1"),
+    ],
+)
+def test_submit_rejects_before_enqueueing(
+    clients: Clients,
+    resources: Resources,
+    tmp_path: Path,
+    kwargs: dict,
+    error: type[Exception],
+    message: str,
+) -> None:
+    good = tmp_path / "in.txt"
+    good.write_text("hello world\n")
+    args = {
+        "inputs": [str(good)],
+        "job": "wordcount",
+        "params": {},
+        "chunk_size_bytes": 100,
+        "partitions": 1,
+    }
+    args.update(kwargs)
+    if args["inputs"] == ["missing.txt"]:
+        args["inputs"] = [str(tmp_path / "missing.txt")]
+    with pytest.raises(error, match=message):
+        submit_job(clients, resources, **args)
+    assert queued(clients, resources) == 0
+    assert clients.dynamodb.scan(TableName=resources.table)["Count"] == 0
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket=resources.bucket)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--local", "--job", "wordcount", "{missing}"], "no such file or directory"),
+        (["run", "--local", "--job", "grep", "--pattern", "(", "{good}"], "invalid pattern"),
+        (["run", "--local", "--job", "grep", "{good}"], "needs --pattern"),
+        (
+            ["run", "--local", "--job", "wordcount", "--chunk-size", "0", "{good}"],
+            "size must be positive",
+        ),
+        (["run", "--local", "--job", "wordcount", "--chunk-size", "lots", "{good}"], "not a size"),
+        (["run", "--local", "--job", "sort", "{good}"], "invalid choice: 'sort'"),
+        (["run", "--local", "--job", "wordcount", "s3://b/k"], "local files only"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = tmp_path / "in.txt"
+    good.write_text("hello\n")
+    argv = [a.format(missing=tmp_path / "missing", good=good) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == EXIT_USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1]
+    assert "Traceback" not in "\n".join(err)

@@ -1,0 +1,120 @@
+"""Finding inputs and planning chunks."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from submit.jobs import Clients
+from submit.splitting import (
+    MAX_PIECES_PER_CHUNK,
+    InputError,
+    InputFile,
+    Placed,
+    discover,
+    parse_size,
+    plan_chunks,
+)
+
+
+def placed(sizes: list[int], names: list[str] | None = None) -> list[Placed]:
+    names = names or [f"f{i}" for i in range(len(sizes))]
+    out, base = [], 0
+    for i, (size, name) in enumerate(zip(sizes, names, strict=True)):
+        out.append(Placed(file=InputFile(name=name, size=size), index=i, key="pack", base=base))
+        base += size
+    return out
+
+
+def covered(chunks: list[list]) -> dict[int, list[tuple[int, int]]]:
+    ranges: dict[int, list[tuple[int, int]]] = {}
+    for chunk in chunks:
+        for p in chunk:
+            ranges.setdefault(p.index, []).append((p.start, p.end))
+    return ranges
+
+
+def test_ranges_cover_each_file_exactly_once() -> None:
+    sizes = [10, 0, 1000, 3, 250]
+    chunks = plan_chunks(placed(sizes), chunk_size_bytes=64)
+    for index, size in enumerate(sizes):
+        ranges = sorted(covered(chunks).get(index, []))
+        if size == 0:
+            assert ranges == []
+            continue
+        assert ranges[0][0] == 0 and ranges[-1][1] == size
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    assert all(sum(p.end - p.start for p in c) <= 64 for c in chunks)
+
+
+def test_small_files_share_a_chunk() -> None:
+    chunks = plan_chunks(placed([5] * 20), chunk_size_bytes=50)
+    assert [len(c) for c in chunks] == [10, 10]
+
+
+def test_a_chunk_holds_a_bounded_number_of_pieces() -> None:
+    chunks = plan_chunks(placed([1] * (MAX_PIECES_PER_CHUNK + 5)), chunk_size_bytes=1 << 20)
+    assert [len(c) for c in chunks] == [MAX_PIECES_PER_CHUNK, 5]
+
+
+def test_a_gzip_file_is_one_chunk_of_its_own() -> None:
+    chunks = plan_chunks(placed([10, 500, 10], ["a", "b.gz", "c"]), chunk_size_bytes=100)
+    assert [[(p.name, p.start, p.end, p.gzip) for p in c] for c in chunks] == [
+        [("a", 0, 10, False)],
+        [("b.gz", 0, 500, True)],
+        [("c", 0, 10, False)],
+    ]
+
+
+def test_no_input_bytes_no_chunks() -> None:
+    assert plan_chunks(placed([0, 0]), chunk_size_bytes=10) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("512KB", 512 * 1024),
+        ("64mb", 64 << 20),
+        ("1048576", 1 << 20),
+        ("1.5K", 1536),
+        ("2 GiB", 2 << 30),
+    ],
+)
+def test_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "abc", "", "-5MB", "12XB"])
+def test_bad_sizes(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_directories_are_recursed_in_order_with_filters(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "site-packages").mkdir()
+    for rel in ["z.py", "a.txt", "b/m.py", "b/site-packages/x.py"]:
+        (tmp_path / rel).write_text("x\n")
+    files = discover([str(tmp_path)], include=["*.py"], exclude=["*/site-packages/*"])
+    assert [Path(f.name).relative_to(tmp_path).as_posix() for f in files] == ["z.py", "b/m.py"]
+
+
+def test_a_missing_input_is_named(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"nope\.txt: no such file or directory"):
+        discover([str(tmp_path / "nope.txt")])
+
+
+def test_s3_inputs_by_key_and_prefix(clients: Clients) -> None:
+    clients.s3.create_bucket(Bucket="data")
+    for key in ["logs/1.txt", "logs/2.txt", "other/3.txt"]:
+        clients.s3.put_object(Bucket="data", Key=key, Body=b"hello\n")
+    files = discover(["s3://data/logs/", "s3://data/other/3.txt"], s3=clients.s3)
+    assert [(f.name, f.size) for f in files] == [
+        ("s3://data/logs/1.txt", 6),
+        ("s3://data/logs/2.txt", 6),
+        ("s3://data/other/3.txt", 6),
+    ]
+    with pytest.raises(InputError, match="no such object or prefix"):
+        discover(["s3://data/missing/"], s3=clients.s3)
