@@ -1,0 +1,100 @@
+"""What each fleet's tasks run with: command, environment, stop timeout,
+size, network and capacity providers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.infra.conftest import Synthesis
+from tests.infra.lookup import fleet, props, refs, resources
+from worker import settings as cfg
+
+COMMON_ENV = (
+    cfg.ENV_BUCKET,
+    cfg.ENV_TABLE,
+    cfg.ENV_MAP_QUEUE_URL,
+    cfg.ENV_REDUCE_QUEUE_URL,
+    cfg.ENV_VISIBILITY_TIMEOUT_S,
+)
+
+
+@pytest.mark.parametrize("command", ["map", "reduce"])
+def test_container_runs_the_worker_with_a_120_s_stop_timeout(
+    default: Synthesis, command: str
+) -> None:
+    settings = default.deployment.settings
+    f = fleet(default.raw, command)
+    container = f.container(default.raw)
+    assert container["Command"] == [command]
+    # The image's ENTRYPOINT is `python -m worker`; the fleet adds the role.
+    assert "EntryPoint" not in container
+    assert container["StopTimeout"] == settings.stop_timeout_s == 120
+    assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    task = props(default.raw, f.task_definition)
+    assert task["Cpu"] == str(settings.worker_cpu)
+    assert task["Memory"] == str(settings.worker_memory_mib)
+    assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+
+
+def test_environment_names_the_resources(default: Synthesis) -> None:
+    mappers, reducers = fleet(default.raw, "map"), fleet(default.raw, "reduce")
+    map_env, reduce_env = mappers.environment(default.raw), reducers.environment(default.raw)
+    assert set(map_env) == {*COMMON_ENV, cfg.ENV_CLUSTER, cfg.ENV_REDUCE_SERVICE}
+    assert set(reduce_env) == set(COMMON_ENV)
+    for env in (map_env, reduce_env):
+        assert env[cfg.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
+        assert env[cfg.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
+        assert env[cfg.ENV_VISIBILITY_TIMEOUT_S] == str(
+            default.deployment.settings.visibility_timeout_s
+        )
+    assert map_env[cfg.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
+
+
+def test_logs_are_kept_for_the_configured_days(default: Synthesis) -> None:
+    days = default.deployment.settings.log_retention_days
+    for command in ("map", "reduce"):
+        options = fleet(default.raw, command).container(default.raw)["LogConfiguration"]["Options"]
+        (log_group,) = refs(options["awslogs-group"])
+        assert props(default.raw, log_group)["RetentionInDays"] == days
+
+
+@pytest.mark.parametrize("command", ["map", "reduce"])
+def test_tasks_get_a_public_ip_and_no_inbound_traffic(default: Synthesis, command: str) -> None:
+    service = props(default.raw, fleet(default.raw, command).service)
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "ENABLED"
+    for group in refs(network["SecurityGroups"]):
+        assert "SecurityGroupIngress" not in props(default.raw, group)
+    assert not resources(default.raw, "AWS::EC2::SecurityGroupIngress")
+
+
+def test_on_demand_fargate_by_default(default: Synthesis) -> None:
+    for command in ("map", "reduce"):
+        service = props(default.raw, fleet(default.raw, command).service)
+        assert service["CapacityProviderStrategy"] == [{"CapacityProvider": "FARGATE", "Weight": 1}]
+
+
+def test_spot_option_keeps_one_task_on_demand(variant: Synthesis) -> None:
+    for command in ("map", "reduce"):
+        service = props(variant.raw, fleet(variant.raw, command).service)
+        assert service["CapacityProviderStrategy"] == [
+            {"CapacityProvider": "FARGATE", "Base": 1, "Weight": 0},
+            {"CapacityProvider": "FARGATE_SPOT", "Weight": 1},
+        ]
+
+
+def test_services_start_after_the_capacity_providers_are_associated(default: Synthesis) -> None:
+    (association,) = resources(default.raw, "AWS::ECS::ClusterCapacityProviderAssociations")
+    assert props(default.raw, association)["CapacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
+    for command in ("map", "reduce"):
+        assert (
+            association
+            in default.raw["Resources"][fleet(default.raw, command).service]["DependsOn"]
+        )
+
+
+def test_cluster_has_container_insights(default: Synthesis) -> None:
+    default.template.has_resource_properties(
+        "AWS::ECS::Cluster",
+        {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
+    )

@@ -1,0 +1,46 @@
+"""The worker image: slim official Python, only the worker and its
+dependencies, a non-root user, `python -m worker` as entry point."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from infra.stacks.drover_stack import DOCKERFILE
+from worker.settings import PROJECT_ROOT
+
+DOCKERFILE_TEXT = (PROJECT_ROOT / DOCKERFILE).read_text()
+
+
+def instructions(name: str) -> list[str]:
+    return re.findall(rf"^{name}\s+(.+)$", DOCKERFILE_TEXT, flags=re.MULTILINE)
+
+
+def test_base_is_a_slim_official_python_3_11_or_newer() -> None:
+    (base,) = instructions("FROM")
+    match = re.fullmatch(r"python:3\.(\d+)-slim(-\w+)?", base)
+    assert match and int(match.group(1)) >= 11, base
+
+
+def test_worker_package_is_at_the_import_root_and_runs_as_a_module() -> None:
+    assert instructions("WORKDIR") == ["/app"]
+    assert "worker /app/worker" in instructions("COPY")
+    (entrypoint,) = instructions("ENTRYPOINT")
+    assert json.loads(entrypoint) == ["python", "-m", "worker"]
+    assert not instructions("CMD")
+
+
+def test_installs_only_the_worker_requirements() -> None:
+    (install,) = instructions("RUN pip")
+    assert install.split()[-1] == "/app/worker/requirements.txt"
+
+
+def test_runs_as_a_non_root_user() -> None:
+    users = instructions("USER")
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_build_context_holds_only_the_worker() -> None:
+    text = (PROJECT_ROOT / ".dockerignore").read_text()
+    patterns = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert patterns[:2] == ["*", "!worker/"]
