@@ -80,6 +80,7 @@ class DroverStack(Stack):
             id,
             description="Drover: MapReduce jobs on scale-to-zero Fargate fleets",
         )
+        self.deployment = deployment
         settings = deployment.settings
         retention = RETENTION[settings.log_retention_days]
 
