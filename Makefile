@@ -28,7 +28,7 @@ $(NODE_STAMP): package.json package-lock.json
 # embedded AWS with a local fleet, then everything is shut down again.
 demo: $(STAMP)
 	$(PY) -m submit run --local --job wordcount --include '*.py' --exclude 'site-packages/*' \
-		--chunk-size 512KB --top 20 \
+		--chunk-size 512KB --top 20 --compare \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 
 test: $(STAMP) $(NODE_STAMP)

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from submit import jobs as J
 from submit import local as L
 from submit.fleet_status import deployed_services, queue_depths
+from submit.reference import timed_reference
 from submit.report import (
     ProgressBar,
     Stopwatch,
@@ -174,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="--local: most map workers at once (default: the CPU count)",
     )
+    run.add_argument(
+        "--compare",
+        action="store_true",
+        help="--local: also compute the result the plain single-process way, check that "
+        "both agree and show both times",
+    )
     target_opts(run)
     json_opt(run)
     run.set_defaults(func=cmd_run)
@@ -285,12 +292,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         discover(args.inputs, include=args.include, exclude=args.exclude)
         return _run_local(args, params)
     target = resolve(args.stack)
-    return _run_on(target, args, params, wake_workers=cfg.load().max_workers)
+    return _run_on(target, args, params)
 
 
-def _submit(
-    target: Target, args: argparse.Namespace, params: dict[str, Any], wake_workers: int
-) -> J.Submitted:
+def _submit(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> J.Submitted:
     bar = ProgressBar()
     try:
         return J.submit_job(
@@ -304,17 +309,15 @@ def _submit(
             max_failures=args.max_failures,
             include=args.include,
             exclude=args.exclude,
-            wake_workers=wake_workers,
+            wake=target.wake,
             progress=lambda phase, sent, total: bar.upload(sent, total),
         )
     finally:
         bar.close()
 
 
-def _run_on(
-    target: Target, args: argparse.Namespace, params: dict[str, Any], wake_workers: int
-) -> int:
-    submitted = _submit(target, args, params, wake_workers)
+def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    submitted = _submit(target, args, params)
     if not (args.wait or args.output or args.top):
         if args.json:
             _print_json(vars_of(submitted))
@@ -383,8 +386,11 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
     with L.LocalDrover(L.LocalOptions(max_workers=args.max_workers)) as local:
         assert local.resources is not None and local.fleet is not None
         watch.mark("start")
-        target = local_target(local.aws.endpoint_url, local.resources)
-        submitted = _submit(target, args, params, wake_workers=0)
+        fleet = local.fleet
+        target = local_target(
+            local.aws.endpoint_url, local.resources, wake=lambda n: fleet.wake(Role.MAP, n)
+        )
+        submitted = _submit(target, args, params)
         watch.mark("upload+queue")
         print(
             f"job {submitted.job_id}: {submitted.inputs} inputs, "
@@ -394,8 +400,12 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         )
         status = _follow(target, submitted.job_id, quiet=args.json)
         watch.mark("job")
+        need_result = args.compare and status.state == J.SUCCEEDED
         code = _finish(target, args, status)
         watch.mark("result")
+        drover_result = (
+            J.fetch_result(target.clients, target.resources, status.job_id) if need_result else None
+        )
         peak = local.fleet.peak(Role.MAP)
         timeline = local.fleet.timeline(Role.MAP)
         print(
@@ -403,6 +413,18 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             file=sys.stderr,
         )
     watch.mark("shutdown")
+    if drover_result is not None:
+        files = discover(args.inputs, include=args.include, exclude=args.exclude)
+        expected, reference_s = timed_reference(args.job, params, files)
+        same = expected == drover_result
+        print(
+            f"reference    the single-process one-liner took {reference_s:.1f}s; Drover's job "
+            f"{status.elapsed_s:.1f}s end to end; results "
+            + ("are identical" if same else "DIFFER"),
+            file=sys.stderr if args.json else sys.stdout,
+        )
+        if not same:
+            code = EXIT_FAILED
     if not args.json:
         print(f"chunks       {submitted.chunks}")
         print(f"peak workers {peak} (max {args.max_workers})")

@@ -158,6 +158,15 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
 
+    def wake(self, role: Role, at_least: int) -> None:
+        """Start workers now for work just queued, as submit raises a deployed
+        service's desired count; scale-in stays with the idle rule."""
+        with self._lock:
+            pool = self.pools[role]
+            pool.desired = max(pool.desired, min(pool.max_size, at_least))
+            pool.idle_since = None
+            self._converge(pool)
+
     # Inspection and shutdown ------------------------------------------------
 
     def workers(self, role: Role) -> list[subprocess.Popen[bytes]]:

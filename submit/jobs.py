@@ -22,7 +22,6 @@ from submit.resources import Resources
 from submit.splitting import InputError, InputFile, Placed, discover, plan_chunks
 from worker import storage
 from worker.accounting import CHUNK_FAILED, SUCCEEDED, TERMINAL_STATES, Accounting
-from worker.ecs import wake_service
 from worker.jobs import get_job
 from worker.messages import MapTask, to_json
 from worker.queues import send_batches
@@ -148,7 +147,7 @@ def submit_job(
     max_failures: int = 0,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    wake_workers: int = 0,
+    wake: Callable[[int], object] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Submitted:
     """Validate, upload, plan and enqueue a job; returns once it is queued.
@@ -213,13 +212,9 @@ def submit_job(
     )
     if tasks:
         send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))
-        if wake_workers and clients.ecs and resources.cluster and resources.map_service:
-            wake_service(
-                clients.ecs,
-                cluster=resources.cluster,
-                service=resources.map_service,
-                at_least=min(wake_workers, len(tasks)),
-            )
+        if wake is not None:
+            # The queue-depth alarm takes minutes to wake a fleet at zero.
+            wake(len(tasks))
     else:
         trigger_reduce(
             clients.sqs,

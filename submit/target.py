@@ -3,6 +3,7 @@ stack found by name through CloudFormation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
@@ -12,7 +13,9 @@ from submit.jobs import Clients
 from submit.local import running_state
 from submit.resources import ResourceError, Resources, from_stack
 from worker.clients import client
+from worker.ecs import wake_service
 from worker.settings import DEFAULT_STACK_NAME
+from worker.settings import load as load_settings
 
 
 @dataclass(frozen=True)
@@ -21,9 +24,13 @@ class Target:
     resources: Resources
     description: str
     local: bool
+    # Starts map workers for n queued chunks at once, where that is possible.
+    wake: Callable[[int], object] | None = None
 
 
-def local_target(endpoint_url: str, resources: Resources) -> Target:
+def local_target(
+    endpoint_url: str, resources: Resources, wake: Callable[[int], object] | None = None
+) -> Target:
     return Target(
         clients=Clients(
             s3=local_client("s3", endpoint_url),
@@ -33,6 +40,7 @@ def local_target(endpoint_url: str, resources: Resources) -> Target:
         resources=resources,
         description=f"embedded AWS at {endpoint_url}",
         local=True,
+        wake=wake,
     )
 
 
@@ -46,13 +54,27 @@ def resolve(stack: str | None) -> Target:
     name = stack or DEFAULT_STACK_NAME
     try:
         resources = from_stack(client("cloudformation"), name)
+        ecs = client("ecs")
+        max_workers = load_settings().max_workers
+
+        def wake(chunks: int) -> object:
+            if not (resources.cluster and resources.map_service):
+                return None
+            return wake_service(
+                ecs,
+                cluster=resources.cluster,
+                service=resources.map_service,
+                at_least=min(chunks, max_workers),
+            )
+
         return Target(
             clients=Clients(
-                s3=client("s3"), sqs=client("sqs"), dynamodb=client("dynamodb"), ecs=client("ecs")
+                s3=client("s3"), sqs=client("sqs"), dynamodb=client("dynamodb"), ecs=ecs
             ),
             resources=resources,
             description=f"stack {name}",
             local=False,
+            wake=wake,
         )
     except (NoCredentialsError, NoRegionError) as e:
         hint = "" if stack else " No embedded AWS is running either (`python -m submit local up`)."
