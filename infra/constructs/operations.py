@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ecs as ecs
@@ -68,7 +68,13 @@ class Operations(Construct):
             alarm.add_ok_action(cloudwatch_actions.SnsAction(self.topic))
             self.dead_letter_alarms.append(alarm)
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(3))
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            # Named after the stack, so an operator finds "Drover" in the console.
+            dashboard_name=Stack.of(self).stack_name,
+            default_interval=Duration.hours(3),
+        )
         self.dashboard.add_widgets(
             _graph(
                 "Queue depth (visible + in flight)",

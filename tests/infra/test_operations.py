@@ -59,3 +59,10 @@ def test_dashboard_shows_depths_tasks_dead_letters_and_throughput(default: Synth
         reducers.service,
     ):
         assert needle in body
+
+
+def test_dashboard_is_named_after_the_stack(default: Synthesis, variant: Synthesis) -> None:
+    """The README sends operators to the dashboard by the stack's name."""
+    for s in (default, variant):
+        (dashboard,) = resources(s.raw, "AWS::CloudWatch::Dashboard").values()
+        assert dashboard["Properties"]["DashboardName"] == s.stack.stack_name
