@@ -94,30 +94,15 @@ class _Concat(io.RawIOBase):
                 return n
 
 
-def upload_inputs(
-    s3: Any,
-    bucket: str,
-    job_id: str,
-    files: Sequence[InputFile],
-    progress: Callable[[int], None] | None = None,
-) -> list[Placed]:
-    """Place every input in S3: S3 inputs stay where they are; local files are
-    uploaded once, packed side by side into a few objects."""
+def place_inputs(
+    job_id: str, files: Sequence[InputFile]
+) -> tuple[list[Placed], dict[str, list[InputFile]]]:
+    """Where every input's bytes will be: S3 inputs stay where they are;
+    local files go into pack objects, side by side. Returns the placements
+    and, for each pack key, the local files to upload into it, in order."""
     placed: list[Placed] = []
-    pack: list[InputFile] = []
-    pack_bytes = 0
-    packs = 0
-
-    def flush() -> None:
-        nonlocal pack, pack_bytes, packs
-        if not pack:
-            return
-        key = f"{storage.input_prefix(job_id)}pack-{packs:04d}"
-        stream = io.BufferedReader(_Concat(pack, progress), buffer_size=8 << 20)
-        s3.upload_fileobj(stream, bucket, key, Config=UPLOAD)
-        packs += 1
-        pack, pack_bytes = [], 0
-
+    packs: dict[str, list[InputFile]] = {}
+    key, filled = "", 0
     for index, f in enumerate(files):
         if f.path is None:
             assert f.key is not None
@@ -125,14 +110,24 @@ def upload_inputs(
             continue
         if f.size == 0:
             continue
-        if pack_bytes and pack_bytes + f.size > PACK_BYTES:
-            flush()
-        key = f"{storage.input_prefix(job_id)}pack-{packs:04d}"
-        placed.append(Placed(file=f, index=index, key=key, base=pack_bytes))
-        pack.append(f)
-        pack_bytes += f.size
-    flush()
-    return placed
+        if not key or filled + f.size > PACK_BYTES:
+            key, filled = f"{storage.input_prefix(job_id)}pack-{len(packs):04d}", 0
+            packs[key] = []
+        placed.append(Placed(file=f, index=index, key=key, base=filled))
+        packs[key].append(f)
+        filled += f.size
+    return placed, packs
+
+
+def upload_packs(
+    s3: Any,
+    bucket: str,
+    packs: dict[str, list[InputFile]],
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    for key, files in packs.items():
+        stream = io.BufferedReader(_Concat(files, progress), buffer_size=8 << 20)
+        s3.upload_fileobj(stream, bucket, key, Config=UPLOAD)
 
 
 def submit_job(
@@ -177,8 +172,13 @@ def submit_job(
         if progress:
             progress("upload", sent, local_bytes)
 
-    placed = upload_inputs(clients.s3, resources.bucket, job_id, files, uploaded)
+    placed, packs = place_inputs(job_id, files)
     chunks = plan_chunks(placed, chunk_size_bytes)
+    if chunks and wake is not None:
+        # Workers take a while to start (Fargate: a minute; the queue-depth
+        # alarm alone: several), so ask for them before a long upload.
+        wake(len(chunks))
+    upload_packs(clients.s3, resources.bucket, packs, uploaded)
     tasks = [
         MapTask(
             job_id=job_id,
@@ -212,9 +212,6 @@ def submit_job(
     )
     if tasks:
         send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))
-        if wake is not None:
-            # The queue-depth alarm takes minutes to wake a fleet at zero.
-            wake(len(tasks))
     else:
         trigger_reduce(
             clients.sqs,

@@ -37,6 +37,8 @@ LOCAL_IDLE_S = 5.0
 # A short long-poll, so that a stopping worker notices within a second or two.
 LOCAL_RECEIVE_WAIT_S = 2
 LOCAL_STOP_TIMEOUT_S = 30.0
+# How often the local fleet looks at its queues (CloudWatch: once a minute).
+LOCAL_POLL_S = 0.25
 
 
 class LocalError(RuntimeError):
@@ -49,7 +51,7 @@ class LocalOptions:
     max_workers: int = os.cpu_count() or 2
     max_reducers: int = 2
     idle_s: float = LOCAL_IDLE_S
-    poll_s: float = 1.0
+    poll_s: float = LOCAL_POLL_S
     stop_timeout_s: float = LOCAL_STOP_TIMEOUT_S
     settings: cfg.Settings | None = None
     log_dir: Path | None = None
