@@ -252,9 +252,7 @@ class Worker:
         pieces = (reader.read(p) for p in task.pieces)
         outputs = job.map_chunk(pieces, params, task.partitions)
         for r, output in enumerate(outputs):
-            storage.put_json(
-                self.s3, task.bucket, storage.map_key(task.job_id, task.chunk, r), output
-            )
+            storage.put_map_output(self.s3, task.bucket, task.job_id, task.chunk, r, output)
         outcome = self.accounting.complete_chunk(
             task.job_id,
             task.chunk,

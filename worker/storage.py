@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
+
+from worker.settings import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 
 
 class MissingObject(LookupError):
@@ -68,9 +71,21 @@ def get_object(s3: Any, bucket: str, key: str) -> bytes:
     return data
 
 
-def put_json(s3: Any, bucket: str, key: str, value: Any) -> None:
+def put_json(s3: Any, bucket: str, key: str, value: Any, *, tagging: str | None = None) -> None:
     body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    extra = {"Tagging": tagging} if tagging else {}
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **extra)
+
+
+# The bucket's lifecycle rule expires objects with this tag: map outputs are
+# intermediate, needed only until the job's reduce has read them.
+MAP_OUTPUT_TAGGING = urlencode({MAP_OUTPUT_TAG_KEY: MAP_OUTPUT_TAG_VALUE})
+
+
+def put_map_output(
+    s3: Any, bucket: str, job_id: str, chunk: int, partition: int, value: Any
+) -> None:
+    put_json(s3, bucket, map_key(job_id, chunk, partition), value, tagging=MAP_OUTPUT_TAGGING)
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:
