@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ import boto3
 from submit.resources import Resources
 from worker import settings as cfg
 from worker.clients import RETRIES
+from worker.usage import watch
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,7 @@ def local_session() -> boto3.session.Session:
 
 
 def local_client(service: str, endpoint_url: str) -> Any:
-    return local_session().client(service, endpoint_url=endpoint_url, config=RETRIES)
+    return watch(local_session().client(service, endpoint_url=endpoint_url, config=RETRIES))
 
 
 def free_port() -> int:
@@ -56,6 +59,28 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+class _OneDynamoDBRequestAtATime:
+    """WSGI middleware: moto's DynamoDB is not safe across server threads.
+
+    It evaluates a condition and applies the write in separate steps, and
+    applies a transaction by copying the whole table and restoring the copy
+    when a condition fails, which also undoes other threads' writes made in
+    between. Several worker processes then lose counts or count a chunk
+    twice. DynamoDB requests never block in moto, so serializing them costs
+    little; SQS requests are left concurrent, as long polls wait inside them.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self.app(environ, start_response)
+        with self.lock:
+            return list(self.app(environ, start_response))
+
+
 @dataclass
 class EmbeddedAWS:
     """moto's threaded server on 127.0.0.1; `start` returns its endpoint."""
@@ -64,13 +89,19 @@ class EmbeddedAWS:
 
     def __post_init__(self) -> None:
         self.server: Any = None
+        self.thread: threading.Thread | None = None
 
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> str:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
 
         if not self.port:
             self.port = free_port()
@@ -78,14 +109,25 @@ class EmbeddedAWS:
             raise OSError(f"port {self.port} on 127.0.0.1 is already in use")
         # One access-log line per request would bury the user's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+        # What moto's ThreadedMotoServer does, with DynamoDB serialized.
+        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
+        self.server = make_server(
+            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, name="embedded-aws", daemon=True
+        )
+        self.thread.start()
         return self.endpoint_url
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()
+            self.server.shutdown()
+            self.server.server_close()
             self.server = None
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
 
 
 def provision(

@@ -1,0 +1,81 @@
+"""What a process asked of AWS and of its machine, for the benchmark.
+
+With DROVER_REQUEST_LOG set to a directory, every client made through
+`worker.clients.client` or `submit.embedded.local_client` counts its HTTP
+requests (retries included, as AWS bills them) per service and operation,
+through botocore's `before-send` event; at exit the process writes them, with
+its CPU seconds and peak resident memory, to `<directory>/<pid>.json`.
+Unset, nothing is registered and nothing is written.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import resource
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ENV_REQUEST_LOG = "DROVER_REQUEST_LOG"
+
+_requests: Counter[str] = Counter()
+# s3transfer sends from several threads.
+_lock = threading.Lock()
+_registered = False
+
+
+def _count(event_name: str, **kwargs: Any) -> None:
+    # before-send.<service>.<Operation>
+    _, service, operation = event_name.split(".", 2)
+    with _lock:
+        _requests[f"{service}.{operation}"] += 1
+
+
+def watch(client: Any) -> Any:
+    """The client, counting its requests when DROVER_REQUEST_LOG is set."""
+    directory = os.environ.get(ENV_REQUEST_LOG)
+    if directory:
+        _write_at_exit(Path(directory))
+        client.meta.events.register("before-send", _count)
+    return client
+
+
+def _write_at_exit(directory: Path) -> None:
+    global _registered
+    if not _registered:
+        _registered = True
+        atexit.register(write_report, directory)
+
+
+def peak_rss_kib() -> int:
+    """This process's resident-memory high-water mark. Not ru_maxrss: Linux
+    carries the parent's into a child across fork and exec."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def write_report(directory: Path) -> Path:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    with _lock:
+        requests = dict(_requests)
+    report = {
+        "pid": os.getpid(),
+        "argv": sys.argv,
+        "requests": requests,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "max_rss_kib": peak_rss_kib(),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{os.getpid()}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    return path
