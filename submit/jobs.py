@@ -27,10 +27,18 @@ from worker.messages import MapTask, to_json
 from worker.queues import send_batches
 from worker.triggers import trigger_reduce
 
-# Local files are concatenated into pack objects of about this size, so a
-# tree of small files costs a few uploads, not one per file.
-PACK_BYTES = 1 << 30
-UPLOAD = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20)
+# Local files are concatenated into pack objects, so a tree of small files
+# costs a few uploads, not one per file. A pack holds about this many chunks:
+# few requests per chunk to upload, and a ranged GET never has to touch a
+# huge object (moto's server reads a whole object to serve a range of it).
+CHUNKS_PER_PACK = 4
+MIN_PACK_BYTES = 8 << 20
+MAX_PACK_BYTES = 1 << 30
+UPLOAD = TransferConfig(multipart_threshold=128 << 20, multipart_chunksize=64 << 20)
+
+
+def pack_bytes_for(chunk_size_bytes: int) -> int:
+    return max(MIN_PACK_BYTES, min(MAX_PACK_BYTES, CHUNKS_PER_PACK * chunk_size_bytes))
 
 
 class JobNotFound(LookupError):
@@ -95,7 +103,7 @@ class _Concat(io.RawIOBase):
 
 
 def place_inputs(
-    job_id: str, files: Sequence[InputFile]
+    job_id: str, files: Sequence[InputFile], pack_bytes: int = MAX_PACK_BYTES
 ) -> tuple[list[Placed], dict[str, list[InputFile]]]:
     """Where every input's bytes will be: S3 inputs stay where they are;
     local files go into pack objects, side by side. Returns the placements
@@ -110,7 +118,7 @@ def place_inputs(
             continue
         if f.size == 0:
             continue
-        if not key or filled + f.size > PACK_BYTES:
+        if not key or filled + f.size > pack_bytes:
             key, filled = f"{storage.input_prefix(job_id)}pack-{len(packs):04d}", 0
             packs[key] = []
         placed.append(Placed(file=f, index=index, key=key, base=filled))
@@ -172,7 +180,7 @@ def submit_job(
         if progress:
             progress("upload", sent, local_bytes)
 
-    placed, packs = place_inputs(job_id, files)
+    placed, packs = place_inputs(job_id, files, pack_bytes_for(chunk_size_bytes))
     chunks = plan_chunks(placed, chunk_size_bytes)
     if chunks and wake is not None:
         # Workers take a while to start (Fargate: a minute; the queue-depth
