@@ -7,9 +7,7 @@ import random
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
-from submit.embedded import free_port, provision
+from submit.embedded import EmbeddedAWS, provision
 from submit.jobs import Clients
 from submit.resources import Resources
 from worker.accounting import (
@@ -133,11 +131,9 @@ def _finish_all(endpoint: str, table: str, chunks: list[int], out: multiprocessi
 def test_one_trigger_when_workers_finish_the_last_chunks_at_once() -> None:
     """Four processes each complete all 30 chunks in their own order: every
     chunk is delivered four times, and the last ones at the same moment."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    aws = EmbeddedAWS()
+    endpoint = aws.start()
     try:
-        endpoint = f"http://127.0.0.1:{port}"
 
         def c(service: str) -> object:
             return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
@@ -165,4 +161,4 @@ def test_one_trigger_when_workers_finish_the_last_chunks_at_once() -> None:
         assert job is not None
         assert (job["done"], job["state"]) == (30, REDUCING)
     finally:
-        server.stop()
+        aws.stop()
