@@ -265,7 +265,11 @@ class JobStatus:
 
     @property
     def throughput_mb_s(self) -> float:
-        return self.input_bytes / 1e6 / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Input mapped per second so far (chunks are of about equal size)."""
+        if self.elapsed_s <= 0:
+            return 0.0
+        share = self.done / self.expected if self.expected else 1.0
+        return self.input_bytes * share / 1e6 / self.elapsed_s
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
