@@ -3,8 +3,9 @@
 With DROVER_REQUEST_LOG set to a directory, every client made through
 `worker.clients.client` or `submit.embedded.local_client` counts its HTTP
 requests (retries included, as AWS bills them) per service and operation,
-through botocore's `before-send` event; at exit the process writes them, with
-its CPU seconds and peak resident memory, to `<directory>/<pid>.json`.
+through botocore's `before-send` event, and the items of its DynamoDB
+transactions (each costs two write units); at exit the process writes them,
+with its CPU seconds and peak resident memory, to `<directory>/<pid>.json`.
 Unset, nothing is registered and nothing is written.
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 ENV_REQUEST_LOG = "DROVER_REQUEST_LOG"
 
 _requests: Counter[str] = Counter()
+_transaction_items: Counter[str] = Counter()
 # s3transfer sends from several threads.
 _lock = threading.Lock()
 _registered = False
@@ -35,12 +37,21 @@ def _count(event_name: str, **kwargs: Any) -> None:
         _requests[f"{service}.{operation}"] += 1
 
 
+def _count_items(event_name: str, params: dict[str, Any], **kwargs: Any) -> None:
+    _, service, operation = event_name.split(".", 2)
+    with _lock:
+        _transaction_items[f"{service}.{operation}"] += len(params.get("TransactItems", ()))
+
+
 def watch(client: Any) -> Any:
     """The client, counting its requests when DROVER_REQUEST_LOG is set."""
     directory = os.environ.get(ENV_REQUEST_LOG)
     if directory:
         _write_at_exit(Path(directory))
         client.meta.events.register("before-send", _count)
+        client.meta.events.register(
+            "before-parameter-build.dynamodb.TransactWriteItems", _count_items
+        )
     return client
 
 
@@ -68,10 +79,12 @@ def write_report(directory: Path) -> Path:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with _lock:
         requests = dict(_requests)
+        items = dict(_transaction_items)
     report = {
         "pid": os.getpid(),
         "argv": sys.argv,
         "requests": requests,
+        "transaction_items": items,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "max_rss_kib": peak_rss_kib(),
     }
