@@ -14,10 +14,22 @@ A completion that turns out to be a duplicate checks whether the job is
 complete but not yet reduced and, if so, asks its caller to trigger again:
 the process that counted the last chunk may have died before sending it.
 Reduce partitions complete the same way, and the last one finalizes the job.
+
+Failures. A chunk's last failed attempt marks its item FAILED and stores the
+number of FAILED chunks on the job item (`failed_chunks`). The job fails when
+that number exceeds its `max_failures`, or when every other chunk is done: a
+job with a failed chunk cannot give an exact result until it is retried. The
+counting transaction succeeds only while the job has no failed chunk, so on a
+job with failures every completion takes the slow path, which counts and then
+looks at done + failed: whichever of a completion and a failure comes last
+sees the job settled and fails it. A job without failures pays nothing.
+`reopen_*` undo a failure for `retry`: chunk and partition items go back to
+RETRYING and the job to RUNNING or REDUCING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import random
@@ -52,6 +64,10 @@ TERMINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 CHUNK_DONE = "DONE"
 CHUNK_RETRYING = "RETRYING"
 CHUNK_FAILED = "FAILED"
+
+# Prefix of the error recorded for a message that SQS itself moved to the
+# dead-letter queue: its last holder never came back to say why.
+WORKER_LOST = "WorkerLost"
 
 JOB_SK = "JOB"
 LISTING = "JOB"
@@ -276,6 +292,11 @@ class Accounting:
                 raise UnknownJob(f"job {job_id} has no job item")
             if job["state"] not in (PENDING, RUNNING):
                 return Outcome.DROPPED
+            if job["done"] < job["expected_minus_one"] and job.get("failed_chunks"):
+                if self._count_with_failures(job_id, put):
+                    return Outcome.COUNTED
+                attempt.conflict()
+                continue
             if job["done"] != job["expected_minus_one"]:
                 continue
             try:
@@ -299,9 +320,10 @@ class Accounting:
         worker_id: str,
         final: bool,
     ) -> bool:
-        """Record a failed attempt; on the final one, fail the job if it has
-        now more failed chunks than it allows. True if the job failed."""
-        self._record_failure(
+        """Record a failed attempt (worker_id None keeps the recorded one).
+        On the final one, fail the job if it has now more failed chunks than
+        it allows, or if every other chunk is done. True if the job failed."""
+        recorded = self._record_failure(
             job_id,
             chunk_sk(chunk),
             attempts=attempts,
@@ -309,23 +331,83 @@ class Accounting:
             worker_id=worker_id,
             final=final,
         )
-        if not final:
-            return False
-        job = self.get_job(job_id)
-        if job is None or job["state"] not in (PENDING, RUNNING):
+        if not (final and recorded):
             return False
         failed = self.count_chunks(job_id, CHUNK_FAILED)
-        if failed <= job.get("max_failures", 0):
+        # The job may have moved on, or a later failure stored a larger count.
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, JOB_SK),
+                UpdateExpression="SET failed_chunks = :f, updated_at = :now",
+                ConditionExpression=(
+                    "#s IN (:pending, :running) AND "
+                    "(attribute_not_exists(failed_chunks) OR failed_chunks < :f)"
+                ),
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=serialize(
+                    {":f": failed, ":now": now_iso(), ":pending": PENDING, ":running": RUNNING}
+                ),
+            )
+        job = self.get_job(job_id)
+        return job is not None and self._fail_if_settled(job)
+
+    def settle(self, job_id: str) -> bool:
+        """Fail a running job whose chunks are all either done or failed;
+        True if it failed now. For readers that want to be sure."""
+        job = self.get_job(job_id)
+        return job is not None and self._fail_if_settled(job)
+
+    def _fail_if_settled(self, job: dict[str, Any]) -> bool:
+        failed = int(job.get("failed_chunks", 0))
+        if job["state"] not in (PENDING, RUNNING) or not failed:
             return False
-        return self.set_state(
-            job_id,
-            FAILED,
-            allowed_from=(PENDING, RUNNING),
-            error=f"{failed} chunk(s) failed, more than the {job.get('max_failures', 0)} allowed",
+        allowed = int(job.get("max_failures", 0))
+        if failed > allowed:
+            error = f"{failed} chunk(s) failed, more than the {allowed} allowed"
+        elif job["done"] + failed >= job["expected"]:
+            error = f"{failed} chunk(s) failed; every other chunk is done"
+        else:
+            return False
+        return self.set_state(job["job_id"], FAILED, allowed_from=(PENDING, RUNNING), error=error)
+
+    def note_last_receive(self, job_id: str, sk: str, *, attempts: int, worker_id: str) -> None:
+        """Name the worker holding a message on its last receive. Should it
+        vanish (killed, out of memory), SQS moves the message to the DLQ with
+        no word from any worker; this record is what names the last holder.
+        Costs a write only on the last receive, never on a first one."""
+        # An item already DONE or FAILED needs no note.
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, sk),
+                UpdateExpression="SET #s = :retrying, attempts = :a, #w = :w, held_since = :now",
+                ConditionExpression="attribute_not_exists(#sk) OR #s = :retrying",
+                ExpressionAttributeNames={"#s": "state", "#w": "worker", "#sk": TABLE_SORT_KEY},
+                ExpressionAttributeValues=serialize(
+                    {
+                        ":retrying": CHUNK_RETRYING,
+                        ":a": attempts,
+                        ":w": worker_id,
+                        ":now": now_iso(),
+                    }
+                ),
+            )
+
+    def get_item(self, job_id: str, sk: str) -> dict[str, Any] | None:
+        resp = self.db.get_item(
+            TableName=self.table, Key=self._key(job_id, sk), ConsistentRead=True
         )
+        return deserialize(resp["Item"]) if "Item" in resp else None
 
     def chunk_items(self, job_id: str, state: str | None = None) -> Iterator[dict[str, Any]]:
         yield from self._query_prefix(job_id, "CHUNK#", state)
+
+    def chunk_numbers(self, job_id: str, state: str) -> set[int]:
+        return {
+            int(item[TABLE_SORT_KEY].split("#", 1)[1])
+            for item in self._query_prefix(job_id, "CHUNK#", state, keys_only=True)
+        }
 
     def count_chunks(self, job_id: str, state: str) -> int:
         return sum(1 for _ in self._query_prefix(job_id, "CHUNK#", state, keys_only=True))
@@ -394,7 +476,7 @@ class Accounting:
         worker_id: str,
         final: bool,
     ) -> bool:
-        self._record_failure(
+        recorded = self._record_failure(
             job_id,
             part_sk(partition),
             attempts=attempts,
@@ -402,7 +484,7 @@ class Accounting:
             worker_id=worker_id,
             final=final,
         )
-        if not final:
+        if not (final and recorded):
             return False
         return self.set_state(
             job_id,
@@ -413,6 +495,79 @@ class Accounting:
 
     def partition_items(self, job_id: str) -> list[dict[str, Any]]:
         return list(self._query_prefix(job_id, "PART#", None))
+
+    # Recovery ----------------------------------------------------------------
+
+    def reopen_items(self, job_id: str, prefix: str) -> list[int]:
+        """Put the job's FAILED chunk (prefix CHUNK#) or partition (PART#)
+        items back to RETRYING, keeping their attempts and last error;
+        returns their numbers."""
+        return [
+            int(item[TABLE_SORT_KEY].split("#", 1)[1])
+            for item in self._query_prefix(job_id, prefix, CHUNK_FAILED, keys_only=True)
+            if self.reopen_item(job_id, item[TABLE_SORT_KEY])
+        ]
+
+    def reopen_item(self, job_id: str, sk: str) -> bool:
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, sk),
+                UpdateExpression="SET #s = :retrying",
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=serialize(
+                    {":retrying": CHUNK_RETRYING, ":failed": CHUNK_FAILED}
+                ),
+            )
+        except self.db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def recount_failed_chunks(self, job_id: str) -> int:
+        """Store the number of FAILED chunks on a running job (see the module
+        docstring), then fail the job if that settles it; returns the number."""
+        failed = self.count_chunks(job_id, CHUNK_FAILED)
+        update = "SET failed_chunks = :f" if failed else "REMOVE failed_chunks"
+        values = {":pending": PENDING, ":running": RUNNING}
+        if failed:
+            values[":f"] = failed
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, JOB_SK),
+                UpdateExpression=update,
+                ConditionExpression="#s IN (:pending, :running)",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=serialize(values),
+            )
+        if failed:
+            self.settle(job_id)
+        return failed
+
+    def reopen_job(self, job_id: str, state: str, *, allowed_from: tuple[str, ...]) -> bool:
+        """Move a job back to RUNNING or REDUCING for a retry, forgetting its
+        error and its failed-chunk count; False if it was not in allowed_from."""
+        values = {":s": state, ":now": now_iso()}
+        placeholders = []
+        for i, s in enumerate(allowed_from):
+            values[f":f{i}"] = s
+            placeholders.append(f":f{i}")
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, JOB_SK),
+                UpdateExpression=(
+                    "SET #s = :s, updated_at = :now, retried_at = :now "
+                    "REMOVE #e, failed_chunks, finished_at"
+                ),
+                ConditionExpression=f"#s IN ({', '.join(placeholders)})",
+                ExpressionAttributeNames={"#s": "state", "#e": "error"},
+                ExpressionAttributeValues=serialize(values),
+            )
+        except self.db.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def finalize(self, job_id: str, summary: dict[str, Any], result_prefix: str) -> bool:
         try:
@@ -470,6 +625,10 @@ class Accounting:
             allowed = "#s = :reducing"
             next_state = ":reducing"
         compare = "#c = #last" if last else "#c < #last"
+        if counter == "done" and not last:
+            # A job with failed chunks counts on the slow path, which also
+            # looks at whether the job has settled (see the module docstring).
+            compare += " AND attribute_not_exists(failed_chunks)"
         extra = ", reduce_started_at = :now" if last and counter == "done" else ""
         return {
             "Update": {
@@ -482,6 +641,34 @@ class Accounting:
             }
         }
 
+    def _count_with_failures(self, job_id: str, put: dict[str, Any]) -> bool:
+        """Count a chunk of a job that has failed chunks, then fail the job if
+        that leaves nothing but failures. False if the transaction did not go
+        through: the caller's next attempt finds out why (a duplicate, the
+        last chunk, a conflict)."""
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": self._key(job_id, JOB_SK),
+                "UpdateExpression": "ADD done :one SET updated_at = :now",
+                "ConditionExpression": "#s IN (:pending, :running) AND done < expected_minus_one",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": serialize(
+                    {":one": 1, ":now": now_iso(), ":pending": PENDING, ":running": RUNNING}
+                ),
+            }
+        }
+        try:
+            self.db.transact_write_items(TransactItems=[put, update])
+        except ClientError as e:
+            if not _is_cancelled(e):
+                raise
+            return False
+        job = self.get_job(job_id)
+        if job is not None:
+            self._fail_if_settled(job)
+        return True
+
     def _after_duplicate(self, job_id: str, counter: str, total: str, waiting: str) -> Outcome:
         job = self.get_job(job_id)
         if job and job["state"] == waiting and job[counter] >= job[total]:
@@ -489,37 +676,43 @@ class Accounting:
         return Outcome.DUPLICATE
 
     def _record_failure(
-        self, job_id: str, sk: str, *, attempts: int, error: str, worker_id: str, final: bool
-    ) -> None:
+        self,
+        job_id: str,
+        sk: str,
+        *,
+        attempts: int,
+        error: str,
+        worker_id: str | None,
+        final: bool,
+    ) -> bool:
+        """False if the item is already DONE (a duplicate failed late)."""
+        names = {"#s": "state", "#sk": TABLE_SORT_KEY, "#ttl": TABLE_TTL_ATTRIBUTE}
+        values: dict[str, Any] = {
+            ":s": CHUNK_FAILED if final else CHUNK_RETRYING,
+            ":a": attempts,
+            ":e": error[:1000],
+            ":now": now_iso(),
+            ":ttl": int(time.time()) + self.record_ttl_s,
+            ":done": CHUNK_DONE,
+        }
+        sets = "SET #s = :s, attempts = :a, last_error = :e, failed_at = :now, #ttl = :ttl"
+        if worker_id is not None:
+            sets += ", #w = :w"
+            names["#w"] = "worker"
+            values[":w"] = worker_id
         try:
             self.db.update_item(
                 TableName=self.table,
                 Key=self._key(job_id, sk),
-                UpdateExpression=(
-                    "SET #s = :s, attempts = :a, last_error = :e, #w = :w, "
-                    "failed_at = :now, #ttl = :ttl"
-                ),
+                UpdateExpression=sets,
                 ConditionExpression="attribute_not_exists(#sk) OR #s <> :done",
-                ExpressionAttributeNames={
-                    "#s": "state",
-                    "#w": "worker",
-                    "#sk": TABLE_SORT_KEY,
-                    "#ttl": TABLE_TTL_ATTRIBUTE,
-                },
-                ExpressionAttributeValues=serialize(
-                    {
-                        ":s": CHUNK_FAILED if final else CHUNK_RETRYING,
-                        ":a": attempts,
-                        ":e": error[:1000],
-                        ":w": worker_id,
-                        ":now": now_iso(),
-                        ":ttl": int(time.time()) + self.record_ttl_s,
-                        ":done": CHUNK_DONE,
-                    }
-                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(values),
             )
         except self.db.exceptions.ConditionalCheckFailedException:
             log.info("job %s %s already done; failure not recorded", job_id, sk)
+            return False
+        return True
 
     def _query_prefix(
         self, job_id: str, prefix: str, state: str | None, keys_only: bool = False

@@ -8,6 +8,12 @@ Errors are sorted in two: permanent ones (a malformed message, an unknown job,
 a missing input) are recorded and the message goes straight to the
 dead-letter queue; anything else is recorded and the message comes back after
 a backoff, until its last receive, when it goes to the dead-letter queue too.
+
+Before doing any work the worker looks at the job's state, read at most every
+few seconds per job: a message of a job that is cancelled, failed or already
+done is deleted unread, so a stopped job does not keep the fleet busy. A job
+that is failed is read again before each such delete, because `retry` can
+bring it back and re-send its chunks.
 """
 
 from __future__ import annotations
@@ -22,7 +28,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker import storage
-from worker.accounting import Accounting, Outcome, UnknownJob
+from worker.accounting import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    Accounting,
+    Outcome,
+    UnknownJob,
+    chunk_sk,
+    part_sk,
+)
 from worker.ecs import TaskProtection
 from worker.jobs import JobError, get_job
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
@@ -46,6 +61,13 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 # Backoff before a failed message is received again: base * 2**(receives-1),
 # capped by the queue's visibility timeout.
 BACKOFF_BASE_S = 2
+
+# How long a worker trusts a job state it has read. A cancel takes effect
+# within this time; a job read once per this time per worker costs far less
+# than a request per chunk.
+JOB_STATE_TTL_S = 5.0
+# States that never change again: trusted for as long as the worker runs.
+FINAL_STATES = (CANCELLED, SUCCEEDED)
 
 
 class Role(enum.StrEnum):
@@ -111,8 +133,8 @@ class Worker:
         self.deletes = DeleteBatcher(
             sqs, queue_url, max_age_s=min(5.0, queue.visibility_timeout_s / 4)
         )
-        # Jobs found cancelled or failed: their messages are dropped unread.
-        self.dropped_jobs: set[str] = set()
+        # job id -> (state or None for no job item, when read)
+        self.job_states: dict[str, tuple[str | None, float]] = {}
         self.stop_requested_at: float | None = None
         self._current: dict[str, Any] | None = None
         self._current_lock = threading.Lock()
@@ -160,7 +182,12 @@ class Worker:
                     if self.stopping:
                         self._give_back(messages[i:])
                         break
-                    self.handle(message)
+                    try:
+                        self.handle(message)
+                    except Exception:
+                        # Never let one message end the worker: SQS gives
+                        # this one back after its visibility timeout.
+                        log.exception("message %s: unexpected error", message.get("MessageId"))
                     seen += 1
         finally:
             self._watch_stop.set()
@@ -175,14 +202,27 @@ class Worker:
             task = from_json(message["Body"])
         except BadMessage as e:
             log.warning("message %s: malformed: %s", message.get("MessageId"), e)
-            self._dead_letter(message, f"BadMessage: {e}")
+            self._dead_letter(message, f"BadMessage: {e}", receives)
             return
         what = self._describe(task)
-        if task.job_id in self.dropped_jobs:
-            log.info("%s receive=%d: job cancelled or failed, dropped", what, receives)
-            self.stats.dropped += 1
+        state = self._job_state(task.job_id)
+        if state is None:
+            error = f"UnknownJob: job {task.job_id} has no job item"
+            log.warning("%s receive=%d: permanent failure: %s", what, receives, error)
+            self._dead_letter(message, error, receives)
+            return
+        if state == FAILED:
+            # `retry` may have reopened it since: look again before dropping.
+            state = self._job_state(task.job_id, fresh=True)
+        if state in (CANCELLED, FAILED, SUCCEEDED):
+            log.info("%s receive=%d: job %s, dropped unread", what, receives, state)
+            if state == SUCCEEDED:
+                self.stats.duplicates += 1
+            else:
+                self.stats.dropped += 1
             self.deletes.add(message["ReceiptHandle"])
             return
+        self._note_last_receive(task, receives)
         log.info("%s receive=%d: start", what, receives)
         started = time.monotonic()
         with self._current_lock:
@@ -193,8 +233,9 @@ class Worker:
         except PERMANENT_ERRORS as e:
             error = f"{type(e).__name__}: {e}"
             log.warning("%s receive=%d: permanent failure: %s", what, receives, error)
-            self._record_failure(task, receives, error, final=True)
-            self._dead_letter(message, error)
+            if not isinstance(e, UnknownJob):
+                self._record_failure(task, receives, error, final=True)
+            self._dead_letter(message, error, receives)
             return
         except Exception as e:
             error = f"{type(e).__name__}: {e}"
@@ -211,7 +252,7 @@ class Worker:
             )
             self._record_failure(task, receives, error, final=final)
             if final:
-                self._dead_letter(message, error)
+                self._dead_letter(message, error, receives)
             else:
                 self._back_off(message, receives)
             return
@@ -219,7 +260,7 @@ class Worker:
             with self._current_lock:
                 self._current = None
         if outcome is Outcome.DROPPED:
-            self.dropped_jobs.add(task.job_id)
+            self.job_states.pop(task.job_id, None)
             self.stats.dropped += 1
         elif outcome is Outcome.DUPLICATE:
             self.stats.duplicates += 1
@@ -229,6 +270,38 @@ class Worker:
         log.info(
             "%s receive=%d: %s in %.2fs", what, receives, outcome.value, time.monotonic() - started
         )
+
+    def _job_state(self, job_id: str, *, fresh: bool = False) -> str | None:
+        """The job's state as read at most JOB_STATE_TTL_S ago (final states
+        for good); None if the job has no item."""
+        now = time.monotonic()
+        known = self.job_states.get(job_id)
+        if known is not None and not fresh:
+            state, read_at = known
+            if state in FINAL_STATES or now - read_at < JOB_STATE_TTL_S:
+                return state
+        record = self.accounting.get_job(job_id)
+        state = None if record is None else str(record["state"])
+        if len(self.job_states) > 1000:
+            self.job_states = {
+                j: v for j, v in self.job_states.items() if now - v[1] < JOB_STATE_TTL_S
+            }
+        self.job_states[job_id] = (state, now)
+        return state
+
+    def _note_last_receive(self, task: Task, receives: int) -> None:
+        """On a redelivered message's last receive, name this worker as its
+        holder: if it vanishes now, SQS moves the message on by itself."""
+        limit = self.queue.max_receive_count
+        if limit is None or receives < 2 or receives < limit:
+            return
+        sk = chunk_sk(task.chunk) if isinstance(task, MapTask) else part_sk(task.partition)
+        try:
+            self.accounting.note_last_receive(
+                task.job_id, sk, attempts=receives, worker_id=self.worker_id
+            )
+        except Exception as e:  # a note, not a condition for doing the work
+            log.warning("job %s: could not note the last receive: %s", task.job_id, e)
 
     # Work -----------------------------------------------------------------
 
@@ -246,7 +319,15 @@ class Worker:
         params = job.check_params(task.params)
 
         def fetch(bucket: str, key: str, start: int, end: int) -> bytes:
-            return storage.get_range(self.s3, bucket, key, start, end)
+            data = storage.get_range(self.s3, bucket, key, start, end)
+            if len(data) != max(0, end - start):
+                # Messages never ask past an input's end; this one disagrees
+                # with the object, and asking again will not change that.
+                raise storage.MissingObject(
+                    f"s3://{bucket}/{key} bytes {start}-{end - 1}: the object ends "
+                    f"{end - start - len(data)} byte(s) short of the range"
+                )
+            return data
 
         reader = ChunkReader(fetch, task.pieces, task.bucket)
         pieces = (reader.read(p) for p in task.pieces)
@@ -329,10 +410,10 @@ class Worker:
             log.warning("job %s: could not record failure: %s", task.job_id, e)
             return
         if failed:
-            self.dropped_jobs.add(task.job_id)
+            self.job_states[task.job_id] = (FAILED, time.monotonic())
             log.warning("job %s: failed", task.job_id)
 
-    def _dead_letter(self, message: dict[str, Any], reason: str) -> None:
+    def _dead_letter(self, message: dict[str, Any], reason: str, receives: int) -> None:
         self.stats.dead_lettered += 1
         if self.queue.dlq_url is None:
             log.error(
@@ -346,6 +427,7 @@ class Worker:
             dlq_url=self.queue.dlq_url,
             message=message,
             reason=reason,
+            receives=receives,
         )
 
     def _back_off(self, message: dict[str, Any], receives: int) -> None:

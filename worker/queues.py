@@ -14,8 +14,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 BATCH = 10  # SQS's limit for send, receive and delete batches
+# Message attributes of a message in a dead-letter queue: why it is there,
+# which queue it came from, and how many times it was received there. A
+# message without ERROR_ATTRIBUTE was moved by SQS itself (see submit.dlq).
 ERROR_ATTRIBUTE = "DroverError"
 SOURCE_ATTRIBUTE = "DroverSourceQueue"
+RECEIVES_ATTRIBUTE = "DroverReceives"
 
 
 class QueueError(RuntimeError):
@@ -74,18 +78,31 @@ def queue_config(sqs: Any, queue_url: str) -> QueueConfig:
     return QueueConfig(visibility, int(redrive["maxReceiveCount"]), url)
 
 
+def dead_letter_attributes(*, reason: str, source_queue_url: str, receives: int) -> dict[str, Any]:
+    return {
+        ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
+        SOURCE_ATTRIBUTE: {"DataType": "String", "StringValue": source_queue_url},
+        RECEIVES_ATTRIBUTE: {"DataType": "Number", "StringValue": str(receives)},
+    }
+
+
 def move_to_dead_letter(
-    sqs: Any, *, queue_url: str, dlq_url: str, message: dict[str, Any], reason: str
+    sqs: Any,
+    *,
+    queue_url: str,
+    dlq_url: str,
+    message: dict[str, Any],
+    reason: str,
+    receives: int,
 ) -> None:
     """Send the message's body to the DLQ with the reason, then delete it from
     its queue: a permanent failure should not spend the remaining receives."""
     sqs.send_message(
         QueueUrl=dlq_url,
         MessageBody=message["Body"],
-        MessageAttributes={
-            ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
-            SOURCE_ATTRIBUTE: {"DataType": "String", "StringValue": queue_url},
-        },
+        MessageAttributes=dead_letter_attributes(
+            reason=reason, source_queue_url=queue_url, receives=receives
+        ),
     )
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
