@@ -12,8 +12,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from submit import dlq as D
 from submit import jobs as J
 from submit import local as L
+from submit import recovery as R
 from submit.fleet_status import deployed_services, queue_depths
 from submit.reference import timed_reference
 from submit.report import (
@@ -42,6 +44,7 @@ examples:
   python -m submit local up && python -m submit run --job grep --pattern 'ERROR|WARN' logs/ --wait
   python -m submit run s3://my-bucket/corpus/ --job wordcount --stack Drover --wait
   python -m submit status JOB         python -m submit result JOB --output counts.json
+  python -m submit dlq list           python -m submit retry JOB
 
 Commands other than `run --local` talk to the embedded AWS started by
 `local up` when it is running, else to the deployed stack named by --stack
@@ -259,6 +262,94 @@ def build_parser() -> argparse.ArgumentParser:
     lstatus.set_defaults(func=cmd_local_status)
     ldown = local_sub.add_parser("down", help="stop workers gracefully, then the embedded AWS")
     ldown.set_defaults(func=cmd_local_down)
+
+    dlq = sub.add_parser(
+        "dlq",
+        help="what is in the dead-letter queues, and putting it back",
+        description=(
+            "Messages land in a dead-letter queue when a chunk or a partition failed for "
+            "good: a permanent error, maxReceiveCount failed attempts, or workers that "
+            "vanished while holding it (SQS moves those by itself; these commands record "
+            "them as failures when they find them)."
+        ),
+    )
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+
+    def queue_opt(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--queue", choices=D.QUEUES, help="only this queue's DLQ (default: both)")
+
+    dlist = dlq_sub.add_parser("list", help="message id, job, chunk, receives, age, last error")
+    queue_opt(dlist)
+    dlist.add_argument("--job", metavar="JOB", help="only this job's messages")
+    target_opts(dlist)
+    json_opt(dlist)
+    dlist.set_defaults(func=cmd_dlq_list)
+
+    dshow = dlq_sub.add_parser("show", help="one message: its reason, task and record")
+    dshow.add_argument("message_id", metavar="MESSAGE_ID")
+    target_opts(dshow)
+    json_opt(dshow)
+    dshow.set_defaults(func=cmd_dlq_show)
+
+    dredrive = dlq_sub.add_parser(
+        "redrive",
+        help="put messages back to work",
+        description=(
+            "Take messages out of the dead-letter queues and put their work back: a failed "
+            "job is reopened and every chunk (or partition) of it that is not done is sent "
+            "again from its plan, since its workers dropped the rest; any other message is "
+            "sent back to its queue as it was. Works by receive, send and delete, on AWS "
+            "and on the embedded AWS alike."
+        ),
+    )
+    which = dredrive.add_mutually_exclusive_group(required=True)
+    which.add_argument("--job", metavar="JOB", help="only this job's messages")
+    which.add_argument("--all", action="store_true", help="every message")
+    queue_opt(dredrive)
+    dredrive.add_argument("--dry-run", action="store_true", help="say what would happen")
+    target_opts(dredrive)
+    json_opt(dredrive)
+    dredrive.set_defaults(func=cmd_dlq_redrive)
+
+    dpurge = dlq_sub.add_parser(
+        "purge", help="delete a job's messages for good (its failures stay recorded)"
+    )
+    dpurge.add_argument("--job", required=True, metavar="JOB")
+    dpurge.add_argument("--yes", action="store_true", help="really delete them")
+    target_opts(dpurge)
+    json_opt(dpurge)
+    dpurge.set_defaults(func=cmd_dlq_purge)
+
+    retry = sub.add_parser(
+        "retry",
+        help="send a job's failed work again",
+        description=(
+            "Resume a failed job where it stopped: in its map phase every chunk not done is "
+            "sent again from the job's plan, in its reduce phase every partition not done; "
+            "the job's dead-letter messages are removed. On a running job that tolerates "
+            "failures (--max-failures), only its failed chunks are sent again. The result "
+            "is the same as if nothing had failed."
+        ),
+    )
+    retry.add_argument("job_id", metavar="JOB")
+    retry.add_argument("--dry-run", action="store_true", help="say what would be sent")
+    target_opts(retry)
+    json_opt(retry)
+    retry.set_defaults(func=cmd_retry)
+
+    cancel = sub.add_parser(
+        "cancel",
+        help="stop a job; workers drop its remaining chunks uncounted",
+        description=(
+            "Mark a job CANCELLED. Workers drop its remaining messages unread (within a "
+            "few seconds: they read a job's state at most every 5 s), nothing more is "
+            "counted, and a cancelled job cannot be retried."
+        ),
+    )
+    cancel.add_argument("job_id", metavar="JOB")
+    target_opts(cancel)
+    json_opt(cancel)
+    cancel.set_defaults(func=cmd_cancel)
     return parser
 
 
@@ -338,13 +429,16 @@ def _follow(
     target: Target, job_id: str, *, quiet: bool, timeout_s: float | None = None
 ) -> J.JobStatus:
     bar = ProgressBar()
+    lost = R.LostWorkWatch(target.clients, target.resources)
+
+    def update(status: J.JobStatus) -> None:
+        lost.check(status)
+        if not quiet:
+            bar.update(status)
+
     try:
         return J.wait_for(
-            target.clients,
-            target.resources,
-            job_id,
-            on_update=None if quiet else bar.update,
-            timeout_s=timeout_s,
+            target.clients, target.resources, job_id, on_update=update, timeout_s=timeout_s
         )
     finally:
         bar.close()
@@ -435,6 +529,8 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
+    # Work lost with its workers is in a DLQ without a record until looked at.
+    D.reconcile(target.clients, target.resources)
     status = J.job_status(target.clients, target.resources, args.job_id)
     if args.json:
         _print_json(status.to_dict())
@@ -595,6 +691,152 @@ def cmd_local_down(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+    return f"{seconds // 86400:.0f}d{seconds % 86400 // 3600:02.0f}h"
+
+
+def _short(text: str, width: int = 90) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def cmd_dlq_list(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    letters = D.list_dead_letters(
+        target.clients, target.resources, queue=args.queue, job_id=args.job
+    )
+    if args.json:
+        _print_json([d.to_dict() for d in letters])
+    elif not letters:
+        print("the dead-letter queues are empty" if not args.job else f"none of job {args.job}")
+    else:
+        print(
+            table(
+                [
+                    [
+                        d.message_id,
+                        d.queue,
+                        d.job_id or "-",
+                        d.what,
+                        d.receives,
+                        _age(d.age_s),
+                        _short(d.error),
+                    ]
+                    for d in letters
+                ],
+                ["message id", "queue", "job", "chunk", "receives", "age", "last error"],
+            )
+        )
+    return EXIT_OK
+
+
+def cmd_dlq_show(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    shown = D.show(target.clients, target.resources, args.message_id)
+    if args.json:
+        _print_json(shown)
+        return EXIT_OK
+    for key in ("message_id", "queue", "job_id", "chunk", "partition", "receives"):
+        if shown.get(key) is not None:
+            print(f"{key:<11}{shown[key]}")
+    print(f"{'age':<11}{_age(shown['age_s'])}")
+    print(f"{'error':<11}{shown['error']}")
+    record = shown.get("record")
+    if record:
+        print(
+            f"{'record':<11}job {record['job_state']}, item {record['state']}, "
+            f"{record['attempts']} attempt(s), last by {record['worker']}"
+        )
+        if record.get("last_error") and record["last_error"] != shown["error"]:
+            print(f"{'last error':<11}{record['last_error']}")
+    if "task" in shown:
+        print("task       " + json.dumps(shown["task"], ensure_ascii=False))
+    else:
+        print("body       " + shown["body"])
+    return EXIT_OK
+
+
+def cmd_dlq_redrive(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    report = R.redrive(
+        target.clients,
+        target.resources,
+        job_id=args.job,
+        queue=args.queue,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        _print_json(report.to_dict())
+        return EXIT_OK
+    would = "would " if report.dry_run else ""
+    for queue, moved in report.moved.items():
+        print(
+            f"{queue} DLQ: {would}take out {moved} message(s), "
+            f"{would}send back {report.sent_back[queue]} as they were"
+        )
+    for r in report.resumed:
+        print(_resumed_text(r, would))
+    return EXIT_OK
+
+
+def _resumed_text(r: R.Resumed, would: str = "") -> str:
+    what = "chunk(s)" if r.phase == "map" else "partition(s)"
+    numbers = ", ".join(map(str, r.resent[:20])) + (", ..." if len(r.resent) > 20 else "")
+    return (
+        f"job {r.job_id}: {would}go from {r.from_state} to {r.to_state}; {would}send "
+        f"{len(r.resent)} {what} again ({numbers or 'none'}); "
+        f"{r.dead_letters_removed} dead-letter message(s) covered"
+    )
+
+
+def cmd_dlq_purge(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise UsageError(
+            f"dlq purge deletes job {args.job}'s dead-letter messages for good; add --yes"
+        )
+    target = resolve(args.stack)
+    counts = D.purge(target.clients, target.resources, job_id=args.job)
+    if args.json:
+        _print_json({"job_id": args.job, "deleted": counts})
+    else:
+        print(
+            f"deleted {counts['map']} map and {counts['reduce']} reduce dead-letter "
+            f"message(s) of job {args.job}"
+        )
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    resumed = R.retry(target.clients, target.resources, args.job_id, dry_run=args.dry_run)
+    if args.json:
+        _print_json({"dry_run": args.dry_run, **resumed.to_dict()})
+        return EXIT_OK
+    print(_resumed_text(resumed, "would " if args.dry_run else ""))
+    if not args.dry_run:
+        print(f"follow it with `python -m submit wait {args.job_id}`", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    cancelled = R.cancel(target.clients, target.resources, args.job_id)
+    if args.json:
+        _print_json(cancelled)
+    else:
+        print(
+            f"job {args.job_id}: {cancelled['from_state']} -> CANCELLED "
+            f"({cancelled['done']}/{cancelled['expected']} chunks were done); "
+            "workers drop the rest"
+        )
+    return EXIT_OK
+
+
 def vars_of(obj: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(obj).items() if not k.startswith("_")}
 
@@ -608,6 +850,8 @@ ERRORS: Sequence[tuple[type[BaseException], int, Callable[[BaseException], str]]
     (L.LocalError, EXIT_FAILED, str),
     (ResourceError, EXIT_FAILED, str),
     (J.JobNotFound, EXIT_FAILED, str),
+    (R.RecoveryError, EXIT_FAILED, str),
+    (D.DeadLetterError, EXIT_FAILED, str),
     (ValueError, EXIT_USAGE, str),
     (ClientError, EXIT_FAILED, lambda e: f"AWS refused: {e}"),
     (BotoCoreError, EXIT_FAILED, lambda e: f"AWS unreachable: {e}"),
