@@ -45,5 +45,13 @@ synth: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/cdk synth --quiet
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
 
+# Drover beside the reference one-liner, GNU tools and mrjob on one generated
+# 256 MiB corpus (README.md, "Benchmarks"). Tables and plot go to bench/out,
+# and for the README to bench/results. `make bench BENCH_ARGS=--quick` runs a
+# 16 MiB version in a minute or two. mrjob and matplotlib are installed into
+# the benchmark's own bench/.venv on first use.
+bench: $(STAMP)
+	$(PY) -m bench --publish bench/results $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .ruff_cache

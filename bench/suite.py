@@ -1,0 +1,345 @@
+"""One benchmark run: every system on the same corpus, one after another,
+each result checked, everything recorded in one JSON-ready dict."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import drover, env, systems
+from bench.corpus import Corpus, CorpusSpec, ascii_copy, generate
+from worker import settings as cfg
+
+# Both grep -E and Python's re read this the same way: ASCII only, no anchors
+# and no \b (whose meaning differs between GNU's C locale and Unicode).
+GREP_PATTERN = "qu[a-z]*ze|zeze"
+MRJOB_RUNNERS = ("inline", "local")
+# The reducer-memory runs: a quarter of the corpus with the same vocabulary,
+# and a quarter-size corpus with four times the vocabulary.
+MEMORY_VOCABULARY_FACTOR = 4
+
+
+@dataclass(frozen=True)
+class Options:
+    size_bytes: int
+    seed: int
+    out: Path
+    chunk_size_bytes: int = 16 << 20
+    files: int = 8
+    mrjob: bool = True
+    memory: bool = True
+
+
+def _log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _row(
+    key: str, label: str, seconds: float, cpu_s: float | None, size: int, same: bool, check: str
+) -> dict[str, Any]:
+    return {
+        "key": key,
+        "label": label,
+        "seconds": seconds,
+        "cpu_s": cpu_s,
+        "mb_s": size / 1e6 / seconds,
+        "same": same,
+        "check": check,
+    }
+
+
+def _drover_summary(run: drover.DroverRun, settings: cfg.Settings, label: str) -> dict[str, Any]:
+    cost = run.cost_per_gb(settings)
+    return {
+        "label": label,
+        "job": run.job,
+        "workers": run.workers,
+        "chunks": run.chunks,
+        "chunk_size_bytes": run.chunk_size_bytes,
+        "input_bytes": run.input_bytes,
+        "seconds": run.seconds,
+        "command_s": run.command_s,
+        "job_s": run.job_s,
+        "requests": dict(sorted(run.requests.items())),
+        "requests_by_role": run.requests_by_role(),
+        "requests_per_chunk": run.requests_per_chunk,
+        "local_only_requests": run.local_only_requests,
+        "map_peak_rss_mib": run.peak_rss_mib("map"),
+        "reduce_peak_rss_mib": run.peak_rss_mib("reduce"),
+        "submit_peak_rss_mib": run.peak_rss_mib("submit"),
+        "worker_cpu_s": run.worker_cpu_s,
+        "usd_per_gb_fargate": cost.fargate_usd,
+        "usd_per_gb_spot": cost.spot_usd,
+        "usd_per_gb_requests": cost.requests_usd,
+        "distinct_keys": len(run.result) if run.job == "wordcount" else None,
+    }
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        mem_kib = 0
+    tools = {}
+    for tool in ("tr", "sort", "grep"):
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False)
+        tools[tool] = out.stdout.splitlines()[0] if out.stdout else "?"
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "python": platform.python_version(),
+        "numpy": version("numpy"),
+        "moto": version("moto"),
+        "tools": tools,
+    }
+
+
+def run(options: Options) -> dict[str, Any]:
+    settings = cfg.load()
+    corpora = options.out / "corpus"
+    runs = options.out / "runs"
+    started = datetime.now(UTC)
+    load_before = os.getloadavg()
+
+    _log(f"corpus of {options.size_bytes / 2**20:g} MiB, seed {options.seed}")
+    spec = CorpusSpec(seed=options.seed, size_bytes=options.size_bytes, files=options.files)
+    corpus = generate(spec, corpora)
+    files = list(corpus.files)
+    size = corpus.size_bytes
+    ascii_files = ascii_copy(corpus)
+    rows: list[dict[str, Any]] = []
+    grep_rows: list[dict[str, Any]] = []
+
+    def step(name: str, fn: Callable[[], Any]) -> tuple[Any, systems.Timed]:
+        _log(name)
+        return systems.timed(fn)
+
+    expected, ref_t = step("(a) reference one-liner", lambda: systems.reference_wordcount(files))
+    rows.append(
+        _row(
+            "reference",
+            "(a) reference one-liner, 1 process",
+            ref_t.seconds,
+            ref_t.cpu_s,
+            size,
+            True,
+            "is the reference",
+        )
+    )
+    kernel, kernel_t = step(
+        "(b) Drover's kernel", lambda: systems.drover_kernel(files, options.chunk_size_bytes)
+    )
+    rows.append(
+        _row(
+            "kernel",
+            "(b) Drover map kernel, 1 process",
+            kernel_t.seconds,
+            kernel_t.cpu_s,
+            size,
+            kernel == expected,
+            "identical" if kernel == expected else "DIFFERS",
+        )
+    )
+
+    drover_runs: dict[str, dict[str, Any]] = {}
+    for workers in (1, 2):
+        _log(f"(c) Drover local, {workers} worker(s)")
+        r = drover.run(
+            [corpus.directory],
+            job="wordcount",
+            workers=workers,
+            chunk_size_bytes=options.chunk_size_bytes,
+            work_dir=runs / f"wordcount-{workers}",
+        )
+        same = r.result == expected
+        label = f"(c) Drover local, {workers} worker{'s' if workers > 1 else ''}, end to end"
+        rows.append(
+            _row(
+                f"drover{workers}",
+                label,
+                r.seconds,
+                None,
+                size,
+                same,
+                "identical" if same else "DIFFERS",
+            )
+        )
+        drover_runs[f"wordcount-{workers}"] = _drover_summary(r, settings, label)
+
+    ascii_expected = systems.drover_kernel(ascii_files, options.chunk_size_bytes)
+    gnu, gnu_t = step("(d) GNU tr | sort | uniq -c", lambda: systems.gnu_wordcount(ascii_files))
+    rows.append(
+        _row(
+            "gnu",
+            "(d) GNU tr | sort | uniq -c, ASCII copy",
+            gnu_t.seconds,
+            gnu_t.cpu_s,
+            size,
+            gnu == ascii_expected,
+            "identical on the ASCII copy" if gnu == ascii_expected else "DIFFERS",
+        )
+    )
+
+    if options.mrjob:
+        python = env.python()
+        for runner in MRJOB_RUNNERS:
+            got, t = step(
+                f"(e) mrjob {runner} runner",
+                lambda runner=runner: systems.mrjob_wordcount(
+                    python, runner, files, options.out / f"mrjob-{runner}"
+                ),
+            )
+            rows.append(
+                _row(
+                    f"mrjob_{runner}",
+                    f"(e) mrjob {runner} runner",
+                    t.seconds,
+                    t.cpu_s,
+                    size,
+                    got == expected,
+                    "identical" if got == expected else "DIFFERS",
+                )
+            )
+
+    grep_expected, gref_t = step(
+        "grep reference", lambda: systems.reference_grep(files, GREP_PATTERN)
+    )
+    grep_rows.append(
+        _row(
+            "grep_reference",
+            "Python re.search reference, 1 process",
+            gref_t.seconds,
+            gref_t.cpu_s,
+            size,
+            True,
+            f"is the reference: {len(grep_expected)} lines",
+        )
+    )
+    ggrep, ggrep_t = step("(f) grep -E", lambda: systems.gnu_grep(files, GREP_PATTERN))
+    grep_rows.append(
+        _row(
+            "gnu_grep",
+            "(f) GNU grep -E",
+            ggrep_t.seconds,
+            ggrep_t.cpu_s,
+            size,
+            ggrep == grep_expected,
+            "identical" if ggrep == grep_expected else f"DIFFERS: {len(ggrep)} lines",
+        )
+    )
+    _log("(f) Drover grep, 2 workers")
+    # Named file by file, as the reference and grep -E name them.
+    g = drover.run(
+        files,
+        job="grep",
+        workers=2,
+        chunk_size_bytes=options.chunk_size_bytes,
+        work_dir=runs / "grep-2",
+        pattern=GREP_PATTERN,
+    )
+    same = g.result == grep_expected
+    grep_rows.append(
+        _row(
+            "drover_grep",
+            "(f) Drover grep, 2 workers, end to end",
+            g.seconds,
+            None,
+            size,
+            same,
+            "identical" if same else f"DIFFERS: {len(g.result)} lines",
+        )
+    )
+    drover_runs["grep-2"] = _drover_summary(g, settings, "(f) Drover grep, 2 workers")
+
+    memory: list[dict[str, Any]] = []
+    if options.memory:
+        quarter = files[: max(1, len(files) // 4)]
+        wide = generate(
+            CorpusSpec(
+                seed=options.seed,
+                size_bytes=sum(p.stat().st_size for p in quarter),
+                files=len(quarter),
+                vocabulary_words=spec.vocabulary_words * MEMORY_VOCABULARY_FACTOR,
+            ),
+            corpora,
+        )
+        cases = [
+            ("whole corpus", spec.vocabulary_words, None),
+            ("its first quarter", spec.vocabulary_words, quarter),
+            (
+                "a quarter-size corpus, 4x the vocabulary",
+                wide.spec.vocabulary_words,
+                list(wide.files),
+            ),
+        ]
+        for label, words, inputs in cases:
+            if inputs is None:
+                summary = drover_runs["wordcount-2"]
+            else:
+                _log(f"reducer memory: {label}")
+                r = drover.run(
+                    inputs,
+                    job="wordcount",
+                    workers=2,
+                    chunk_size_bytes=options.chunk_size_bytes,
+                    work_dir=runs / f"memory-{len(memory)}",
+                )
+                summary = _drover_summary(r, settings, f"reducer memory: {label}")
+                drover_runs[f"memory-{len(memory)}"] = summary
+            memory.append(
+                {
+                    "label": label,
+                    "vocabulary_words": words,
+                    "input_bytes": summary["input_bytes"],
+                    "distinct_keys": summary["distinct_keys"],
+                    "reduce_peak_rss_mib": summary["reduce_peak_rss_mib"],
+                    "map_peak_rss_mib": summary["map_peak_rss_mib"],
+                }
+            )
+
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "machine": _machine(),
+        "settings": {
+            "worker_cpu": settings.worker_cpu,
+            "worker_memory_mib": settings.worker_memory_mib,
+            "scale_in_idle_s": settings.scale_in_idle_s,
+        },
+        "corpus": _corpus_info(corpus),
+        "chunk_size_bytes": options.chunk_size_bytes,
+        "grep_pattern": GREP_PATTERN,
+        "wordcount": rows,
+        "grep": grep_rows,
+        "drover": drover_runs,
+        "memory": memory,
+    }
+
+
+def _corpus_info(corpus: Corpus) -> dict[str, Any]:
+    return {
+        "seed": corpus.spec.seed,
+        "size_bytes": corpus.size_bytes,
+        "files": len(corpus.files),
+        "vocabulary_words": corpus.spec.vocabulary_words,
+        "sha256": corpus.sha256,
+    }
