@@ -9,6 +9,7 @@ SIGTERM or SIGINT exits at once.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("worker %s serving %s queue", worker_id, role.value)
+    # The clients' service models leave some 80,000 long-lived objects behind.
+    # Freezing them keeps every collection a task's allocations trigger (json
+    # builds a tuple per key of a map output) from walking them all again:
+    # that made encoding a 150,000-word map output three times slower.
+    gc.freeze()
     return worker.run()
 
 
