@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,10 @@ class DroverRun:
     seconds: float  # command start to result on disk
     command_s: float  # command start to exit, shutdown included
     job_s: float  # the job's own clock: created to finished, as DynamoDB records it
+    # When the job item was created and finished, in seconds from the command's
+    # start: before it, start-up and upload; after it, fetching and writing.
+    created_s: float
+    finished_s: float
     result: Any
     processes: list[ProcessUsage] = field(default_factory=list)
 
@@ -95,6 +100,11 @@ class DroverRun:
 
     def peak_rss_mib(self, role: str) -> float:
         return max((p.max_rss_kib for p in self._of(role)), default=0) / 1024
+
+    @property
+    def submit_cpu_s(self) -> float:
+        """The submitting process, in local mode also the embedded AWS."""
+        return sum(p.cpu_s for p in self._of("submit"))
 
     @property
     def worker_cpu_s(self) -> float:
@@ -166,6 +176,10 @@ def run(
             + proc.stderr[-3000:]
         )
     status = json.loads(proc.stdout)
+
+    def since_start(iso: str) -> float:
+        return datetime.fromisoformat(iso).timestamp() - started
+
     return DroverRun(
         job=job,
         workers=workers,
@@ -175,6 +189,8 @@ def run(
         seconds=output.stat().st_mtime - started,
         command_s=command_s,
         job_s=status["elapsed_s"],
+        created_s=since_start(status["created_at"]),
+        finished_s=since_start(status["finished_at"]),
         result=json.loads(output.read_text(encoding="utf-8")),
         processes=[ProcessUsage.read(p) for p in sorted(log_dir.glob("*.json"))],
     )

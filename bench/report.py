@@ -48,12 +48,12 @@ def _drover_table(runs: dict[str, dict[str, Any]]) -> str:
                 d["label"],
                 d["chunks"],
                 f"{d['seconds']:.1f}",
-                f"{d['job_s']:.1f}",
+                f"{d['created_s']:.1f} / {d['job_s']:.1f} / {d['seconds'] - d['finished_s']:.1f}",
                 f"{sum(by.values())} ({by['submit']}/{by['map']}/{by['reduce']})",
                 f"{d['requests_per_chunk']:.1f}",
                 f"{d['map_peak_rss_mib']:.0f}",
                 f"{d['reduce_peak_rss_mib']:.0f}",
-                f"{d['worker_cpu_s']:.1f}",
+                f"{d['worker_cpu_s']:.1f} / {d['submit_cpu_s']:.1f}",
                 _usd(d["usd_per_gb_fargate"]),
                 _usd(d["usd_per_gb_spot"]),
             ]
@@ -63,12 +63,12 @@ def _drover_table(runs: dict[str, dict[str, Any]]) -> str:
             "run",
             "chunks",
             "to result s",
-            "job s",
+            "start+upload / job / fetch+write s",
             "AWS requests (submit/map/reduce)",
             "per chunk",
             "map worker peak MiB",
             "reducer peak MiB",
-            "worker CPU s",
+            "CPU s workers / submit+moto",
             "$/GB Fargate",
             "$/GB Spot",
         ],
@@ -177,6 +177,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _drover_table(results["drover"]),
         "",
+        "The job runs from its DynamoDB item's creation (after the upload) to its "
+        "finish; the submitting process's CPU includes the embedded moto server, which "
+        "in local mode does the work S3, SQS and DynamoDB do on AWS. "
         "Requests are every HTTP request to S3, SQS and DynamoDB from the submitting process, "
         "the map workers and the reducers, counted with botocore's `before-send` event; the "
         "local-only ones (creating the bucket, table and queues, and the local fleet's "
@@ -209,8 +212,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         '- (a) `Counter(re.findall(r"\\w+", text.lower()))` per file decoded with '
         '`errors="replace"`, summed (DESIGN.md).',
-        "- (b) the wordcount job's map over line-aligned chunks of the chunk size, then its "
-        "reduce and merge, in one process (`worker.jobs.inline.run_inline`).",
+        "- (b) the wordcount job's map over the chunks `submit` plans for this input, each "
+        "piece read line-aligned, then its reduce and merge, in one process.",
         "- (d) `LC_ALL=C` and `" + GNU_WORDCOUNT.replace('"$@"', "FILES") + "` on a copy of "
         "the corpus in which every byte from 0x80 is a space (same size and lines, non-ASCII "
         "words become separators); checked against (b) on that copy. "

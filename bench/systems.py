@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from worker.jobs.inline import run_inline
+from submit.splitting import InputFile, Placed, plan_chunks
+from worker.jobs import get_job
+from worker.reading import read_piece
 
 T = TypeVar("T")
 
@@ -79,10 +81,26 @@ def reference_grep(files: Sequence[Path], pattern: str) -> list[dict[str, Any]]:
 
 
 def drover_kernel(files: Sequence[Path], chunk_size_bytes: int) -> dict[str, int]:
-    """The job's own map, combine, reduce and merge over chunks of
-    `chunk_size_bytes`, each read line-aligned as a worker reads it."""
+    """The job's own map over the very chunks `submit` plans (small files
+    share one), each piece read line-aligned as a worker reads it, then its
+    reduce and merge."""
     contents = {str(p): p.read_bytes() for p in files}
-    result: dict[str, int] = run_inline("wordcount", contents, chunk_size_bytes=chunk_size_bytes)
+    placed = [
+        Placed(
+            file=InputFile(name=name, size=len(data), path=Path(name)), index=i, key=name, base=0
+        )
+        for i, (name, data) in enumerate(contents.items())
+    ]
+
+    def read(key: str, start: int, end: int) -> bytes:
+        return contents[key][start:end]
+
+    job = get_job("wordcount")
+    outputs = [
+        job.map_chunk([read_piece(read, piece) for piece in pieces], {}, 1)[0]
+        for pieces in plan_chunks(placed, chunk_size_bytes)
+    ]
+    result: dict[str, int] = job.merge_results([job.reduce_partition(outputs, {})], {})
     return result
 
 
