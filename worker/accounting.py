@@ -359,17 +359,45 @@ class Accounting:
         return job is not None and self._fail_if_settled(job)
 
     def _fail_if_settled(self, job: dict[str, Any]) -> bool:
-        failed = int(job.get("failed_chunks", 0))
-        if job["state"] not in (PENDING, RUNNING) or not failed:
+        stored = int(job.get("failed_chunks", 0))
+        if job["state"] not in (PENDING, RUNNING) or not stored:
             return False
         allowed = int(job.get("max_failures", 0))
+
+        def settled(failed: int) -> bool:
+            return failed > allowed or (failed > 0 and job["done"] + failed >= job["expected"])
+
+        if not settled(stored):
+            return False
+        # Before failing the job, trust the items over the stored count: a
+        # failed chunk may have succeeded since, from a second copy of its
+        # message. Then the count is corrected, and counting goes on.
+        failed = self.count_chunks(job["job_id"], CHUNK_FAILED)
+        if failed != stored:
+            self._store_failed_count(job["job_id"], failed, was=stored)
+            if not settled(failed):
+                return False
         if failed > allowed:
             error = f"{failed} chunk(s) failed, more than the {allowed} allowed"
-        elif job["done"] + failed >= job["expected"]:
-            error = f"{failed} chunk(s) failed; every other chunk is done"
         else:
-            return False
+            error = f"{failed} chunk(s) failed; every other chunk is done"
         return self.set_state(job["job_id"], FAILED, allowed_from=(PENDING, RUNNING), error=error)
+
+    def _store_failed_count(self, job_id: str, failed: int, *, was: int) -> None:
+        """Correct a running job's failed-chunk count, unless someone else
+        changed it meanwhile (a concurrent failure stores its own count)."""
+        values: dict[str, Any] = {":pending": PENDING, ":running": RUNNING, ":was": was}
+        if failed:
+            values[":f"] = failed
+        with contextlib.suppress(self.db.exceptions.ConditionalCheckFailedException):
+            self.db.update_item(
+                TableName=self.table,
+                Key=self._key(job_id, JOB_SK),
+                UpdateExpression="SET failed_chunks = :f" if failed else "REMOVE failed_chunks",
+                ConditionExpression="#s IN (:pending, :running) AND failed_chunks = :was",
+                ExpressionAttributeNames={"#s": "state"},
+                ExpressionAttributeValues=serialize(values),
+            )
 
     def note_last_receive(self, job_id: str, sk: str, *, attempts: int, worker_id: str) -> None:
         """Name the worker holding a message on its last receive. Should it
@@ -650,7 +678,7 @@ class Accounting:
             "Update": {
                 "TableName": self.table,
                 "Key": self._key(job_id, JOB_SK),
-                "UpdateExpression": "ADD done :one SET updated_at = :now",
+                "UpdateExpression": "ADD done :one SET #s = :running, updated_at = :now",
                 "ConditionExpression": "#s IN (:pending, :running) AND done < expected_minus_one",
                 "ExpressionAttributeNames": {"#s": "state"},
                 "ExpressionAttributeValues": serialize(
