@@ -7,6 +7,7 @@ import random
 
 import boto3
 import pytest
+
 from submit.embedded import EmbeddedAWS, provision
 from submit.jobs import Clients
 from submit.resources import Resources
