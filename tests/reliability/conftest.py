@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.core.base_backend import BackendDict
 
 import tests.reliability.jobs  # noqa: F401  (registers the test jobs here too)
 from submit.embedded import EmbeddedAWS, local_client, local_env, provision
@@ -140,6 +140,16 @@ def log_lines(*logs: Path) -> list[str]:
     return [line for log in logs for line in log.read_text(errors="replace").splitlines()]
 
 
+@pytest.fixture(autouse=True)
+def _empty_aws() -> Iterator[None]:
+    """moto keeps one state per process, shared by every moto server in it
+    (this module's, a LocalDrover's, another test file's): each test starts
+    from an empty one and leaves an empty one."""
+    BackendDict.reset()
+    yield
+    BackendDict.reset()
+
+
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[EmbeddedAWS]:
     aws = EmbeddedAWS()
@@ -156,9 +166,6 @@ def make_stack(embedded: EmbeddedAWS, tmp_path: Path) -> Iterator[Callable[..., 
 
     def make(**settings: Any) -> Stack:
         endpoint = embedded.endpoint_url
-        request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            resp.read()
         chosen = Settings(**{"visibility_timeout_s": 6, "max_receive_count": 3, **settings})
         clients = Clients(
             s3=local_client("s3", endpoint),
