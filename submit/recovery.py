@@ -91,6 +91,15 @@ class _Plan:
 
 def _plan(accounting: Accounting, job: dict[str, Any]) -> _Plan:
     job_id = job["job_id"]
+    if job["state"] != FAILED:
+        # Still under way, with failures tolerated (--max-failures): only the
+        # failed chunks; the others are on their way.
+        failed = (
+            accounting.chunk_numbers(job_id, CHUNK_FAILED)
+            if job["state"] in (PENDING, RUNNING)
+            else set()
+        )
+        return _Plan("map", RUNNING, sorted(failed))
     if job["done"] >= job["expected"]:
         done = {
             int(p["sk"].split("#", 1)[1])
@@ -98,12 +107,9 @@ def _plan(accounting: Accounting, job: dict[str, Any]) -> _Plan:
             if p.get("state") == CHUNK_DONE
         }
         return _Plan("reduce", REDUCING, [r for r in range(job["partitions"]) if r not in done])
-    if job["state"] == FAILED:
-        # The workers dropped what was left of a failed job: all of it again.
-        done = accounting.chunk_numbers(job_id, CHUNK_DONE)
-        return _Plan("map", RUNNING, [c for c in range(job["expected"]) if c not in done])
-    # A running job with tolerated failures: its other chunks are on their way.
-    return _Plan("map", RUNNING, sorted(accounting.chunk_numbers(job_id, CHUNK_FAILED)))
+    # The workers dropped what was left of a failed job: all of it again.
+    done = accounting.chunk_numbers(job_id, CHUNK_DONE)
+    return _Plan("map", RUNNING, [c for c in range(job["expected"]) if c not in done])
 
 
 def _check(job: dict[str, Any] | None, job_id: str) -> dict[str, Any]:

@@ -227,3 +227,30 @@ def test_retry_of_a_failed_reduce_resends_the_partitions_not_done(
     assert all(isinstance(t, ReduceTask) and t.chunks == 1 for t in tasks)
     assert [t.partition for t in tasks] == [0, 2]
     assert acc.get_job(job_id)["state"] == "REDUCING"
+    # Reducing again, nothing failed: there is nothing to retry.
+    code, _, err = cli(capsys, "retry", job_id, "--json")
+    assert code == EXIT_FAILED and "REDUCING and nothing of it failed" in err
+
+
+def test_retry_of_a_running_job_resends_only_its_failed_chunks(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = write_corpus(tmp_path / "in", files=3, lines=30, seed=2)
+    job_id = stack.submit(list(files), "wordcount", {}, chunk_size_bytes=400, max_failures=5)
+    acc = stack.accounting
+    assert not acc.record_chunk_failure(
+        job_id, 1, attempts=3, error="OSError: flaky disk", worker_id="w", final=True
+    )
+    assert acc.get_job(job_id)["failed_chunks"] == 1
+    queued = stack.depth(stack.resources.map_queue_url)[0]
+
+    code, resumed, _ = cli(capsys, "retry", job_id, "--json")
+    assert code == 0
+    assert (resumed["from_state"], resumed["to_state"], resumed["resent"]) == (
+        "PENDING",
+        "RUNNING",
+        [1],
+    )
+    assert stack.depth(stack.resources.map_queue_url)[0] == queued + 1
+    job = acc.get_job(job_id)
+    assert job["state"] == "RUNNING" and "failed_chunks" not in job
