@@ -186,10 +186,13 @@ def reading(sqs: Any, queue: Queue) -> Iterator[list[DeadLetter]]:
             MessageAttributeNames=["All"],
         )
         messages = resp.get("Messages", [])
-        if not messages:
-            break
+        new = [m for m in messages if m["MessageId"] not in by_id]
         for m in messages:
-            by_id[m["MessageId"]] = m
+            by_id[m["MessageId"]] = m  # the latest receipt handle is the one that works
+        # Nothing new: all read, or the first ones came back after the hold,
+        # which on a very large queue would otherwise go on for ever.
+        if not new:
+            break
     now = time.time()
     held = [_dead_letter(queue, m, now) for m in by_id.values()]
     held.sort(key=lambda d: (d.job_id or "", d.chunk or 0, d.partition or 0, -d.age_s))
