@@ -126,13 +126,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             two["seconds"] < by["gnu"]["seconds"],
         )
     )
-    out.append(
-        (
-            "≤ 6 AWS requests per chunk, amortized",
-            f"{d2['requests_per_chunk']:.1f} over {d2['chunks']} chunks",
-            d2["requests_per_chunk"] <= 6,
+    measured = f"{d2['requests_per_chunk']:.1f} over {d2['chunks']} chunks"
+    quarter = results["drover"].get("memory-1")
+    if quarter and quarter["chunks"] < d2["chunks"]:
+        extra = sum(d2["requests_by_role"].values()) - sum(quarter["requests_by_role"].values())
+        measured += (
+            f"; {extra / (d2['chunks'] - quarter['chunks']):.1f} per chunk added "
+            f"({quarter['chunks']} to {d2['chunks']} chunks)"
         )
-    )
+    out.append(("≤ 6 AWS requests per chunk, amortized", measured, d2["requests_per_chunk"] <= 6))
     memory = results["memory"]
     if len(memory) == 3:
         whole, quarter, wide = (m["reduce_peak_rss_mib"] for m in memory)
