@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -118,6 +119,11 @@ class EmbeddedAWS:
             target=self.server.serve_forever, name="embedded-aws", daemon=True
         )
         self.thread.start()
+        # moto keeps its state per process, not per server: start empty even
+        # where an earlier embedded AWS of this process left tables behind.
+        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(reset, timeout=10) as resp:
+            resp.read()
         return self.endpoint_url
 
     def stop(self) -> None:
