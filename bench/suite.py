@@ -43,8 +43,18 @@ def _log(message: str) -> None:
 
 
 def _row(
-    key: str, label: str, seconds: float, cpu_s: float | None, size: int, same: bool, check: str
+    key: str,
+    label: str,
+    timing: systems.Timed | float,
+    size: int,
+    *,
+    same: bool,
+    check: str | None = None,
 ) -> dict[str, Any]:
+    """A table row; `timing` is a float for a run timed from outside (no CPU)."""
+    seconds, cpu_s = (
+        (timing.seconds, timing.cpu_s) if isinstance(timing, systems.Timed) else (timing, None)
+    )
     return {
         "key": key,
         "label": label,
@@ -52,7 +62,7 @@ def _row(
         "cpu_s": cpu_s,
         "mb_s": size / 1e6 / seconds,
         "same": same,
-        "check": check,
+        "check": check if check and same else ("identical" if same else "DIFFERS"),
     }
 
 
@@ -139,26 +149,17 @@ def run(options: Options) -> dict[str, Any]:
         _row(
             "reference",
             "(a) reference one-liner, 1 process",
-            ref_t.seconds,
-            ref_t.cpu_s,
+            ref_t,
             size,
-            True,
-            "is the reference",
+            same=True,
+            check="is the reference",
         )
     )
     kernel, kernel_t = step(
         "(b) Drover's kernel", lambda: systems.drover_kernel(files, options.chunk_size_bytes)
     )
     rows.append(
-        _row(
-            "kernel",
-            "(b) Drover map kernel, 1 process",
-            kernel_t.seconds,
-            kernel_t.cpu_s,
-            size,
-            kernel == expected,
-            "identical" if kernel == expected else "DIFFERS",
-        )
+        _row("kernel", "(b) Drover map kernel, 1 process", kernel_t, size, same=kernel == expected)
     )
 
     drover_runs: dict[str, dict[str, Any]] = {}
@@ -173,17 +174,7 @@ def run(options: Options) -> dict[str, Any]:
         )
         same = r.result == expected
         label = f"(c) Drover local, {workers} worker{'s' if workers > 1 else ''}, end to end"
-        rows.append(
-            _row(
-                f"drover{workers}",
-                label,
-                r.seconds,
-                None,
-                size,
-                same,
-                "identical" if same else "DIFFERS",
-            )
-        )
+        rows.append(_row(f"drover{workers}", label, r.seconds, size, same=same))
         drover_runs[f"wordcount-{workers}"] = _drover_summary(r, settings, label)
 
     ascii_expected = systems.drover_kernel(ascii_files, options.chunk_size_bytes)
@@ -192,11 +183,10 @@ def run(options: Options) -> dict[str, Any]:
         _row(
             "gnu",
             "(d) GNU tr | sort | uniq -c, ASCII copy",
-            gnu_t.seconds,
-            gnu_t.cpu_s,
+            gnu_t,
             size,
-            gnu == ascii_expected,
-            "identical on the ASCII copy" if gnu == ascii_expected else "DIFFERS",
+            same=gnu == ascii_expected,
+            check="identical on the ASCII copy",
         )
     )
 
@@ -210,15 +200,7 @@ def run(options: Options) -> dict[str, Any]:
                 ),
             )
             rows.append(
-                _row(
-                    f"mrjob_{runner}",
-                    f"(e) mrjob {runner} runner",
-                    t.seconds,
-                    t.cpu_s,
-                    size,
-                    got == expected,
-                    "identical" if got == expected else "DIFFERS",
-                )
+                _row(f"mrjob_{runner}", f"(e) mrjob {runner} runner", t, size, same=got == expected)
             )
 
     grep_expected, gref_t = step(
@@ -228,24 +210,15 @@ def run(options: Options) -> dict[str, Any]:
         _row(
             "grep_reference",
             "Python re.search reference, 1 process",
-            gref_t.seconds,
-            gref_t.cpu_s,
+            gref_t,
             size,
-            True,
-            f"is the reference: {len(grep_expected)} lines",
+            same=True,
+            check=f"is the reference: {len(grep_expected)} lines",
         )
     )
     ggrep, ggrep_t = step("(f) grep -E", lambda: systems.gnu_grep(files, GREP_PATTERN))
     grep_rows.append(
-        _row(
-            "gnu_grep",
-            "(f) GNU grep -E",
-            ggrep_t.seconds,
-            ggrep_t.cpu_s,
-            size,
-            ggrep == grep_expected,
-            "identical" if ggrep == grep_expected else f"DIFFERS: {len(ggrep)} lines",
-        )
+        _row("gnu_grep", "(f) GNU grep -E", ggrep_t, size, same=ggrep == grep_expected)
     )
     _log("(f) Drover grep, 2 workers")
     # Named file by file, as the reference and grep -E name them.
@@ -259,15 +232,7 @@ def run(options: Options) -> dict[str, Any]:
     )
     same = g.result == grep_expected
     grep_rows.append(
-        _row(
-            "drover_grep",
-            "(f) Drover grep, 2 workers, end to end",
-            g.seconds,
-            None,
-            size,
-            same,
-            "identical" if same else f"DIFFERS: {len(g.result)} lines",
-        )
+        _row("drover_grep", "(f) Drover grep, 2 workers, end to end", g.seconds, size, same=same)
     )
     drover_runs["grep-2"] = _drover_summary(g, settings, "(f) Drover grep, 2 workers")
 
