@@ -328,11 +328,16 @@ def wait_for(
     job_id: str,
     *,
     on_update: Callable[[JobStatus], None] | None = None,
-    poll_s: float = 0.5,
+    max_poll_s: float = 2.0,
     timeout_s: float | None = None,
 ) -> JobStatus:
-    """Poll until the job ends (or the timeout passes); returns its status."""
+    """Poll until the job ends (or the timeout passes); returns its status.
+
+    Polls quickly at first, so a short job is seen to end promptly, then
+    every `max_poll_s`: each poll is a billed read, and a long job needs no
+    more than a progress bar's worth of them."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    poll_s = 0.25
     while True:
         status = job_status(clients, resources, job_id, details=False)
         if on_update:
@@ -342,6 +347,7 @@ def wait_for(
         if deadline is not None and time.monotonic() > deadline:
             return status
         time.sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 1.5)
 
 
 def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:

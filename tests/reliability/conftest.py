@@ -114,7 +114,7 @@ class Stack:
         ).job_id
 
     def wait(self, job_id: str, *, timeout_s: float = 120) -> JobStatus:
-        status = wait_for(self.clients, self.resources, job_id, timeout_s=timeout_s, poll_s=0.3)
+        status = wait_for(self.clients, self.resources, job_id, timeout_s=timeout_s, max_poll_s=0.3)
         if not status.terminal:
             pytest.fail(f"job {job_id} still {status.state} after {timeout_s:.0f}s")
         return status

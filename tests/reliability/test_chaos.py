@@ -72,7 +72,7 @@ def test_a_job_survives_a_worker_killed_every_second(tmp_path: Path) -> None:
                 chunk_size_bytes=512,
                 partitions=3,
             )
-            status = wait_for(clients, resources, submitted.job_id, timeout_s=600, poll_s=0.5)
+            status = wait_for(clients, resources, submitted.job_id, timeout_s=600, max_poll_s=0.5)
         result = fetch_result(clients, resources, submitted.job_id)
         # Copies redelivered after the job finished are dropped as duplicates;
         # wait for them, then nothing may be left anywhere.

@@ -69,7 +69,7 @@ def test_a_poison_chunk_fails_the_job_and_retry_finishes_it(
     submitted = recovery_submit(clients, resources, files, marker, max_failures=1)
     (poisoned,) = poisoned_chunks(clients.s3, resources.bucket, submitted)
 
-    status = wait_for(clients, resources, submitted, timeout_s=180, poll_s=0.3)
+    status = wait_for(clients, resources, submitted, timeout_s=180, max_poll_s=0.3)
     assert status.state == "FAILED", status
     assert status.done == status.expected - 1
     (failed,) = status.failed_chunks
@@ -91,7 +91,7 @@ def test_a_poison_chunk_fails_the_job_and_retry_finishes_it(
         [poisoned],
     )
     assert resumed.dead_letters_removed == 1
-    status = wait_for(clients, resources, submitted, timeout_s=180, poll_s=0.3)
+    status = wait_for(clients, resources, submitted, timeout_s=180, max_poll_s=0.3)
     assert status.state == "SUCCEEDED", status
     assert status.failed_chunks == []
     assert fetch_result(clients, resources, submitted) == reference_wordcount(files)
