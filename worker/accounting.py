@@ -35,6 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -141,6 +142,20 @@ def _reasons(e: ClientError) -> list[str]:
 
 def _is_cancelled(e: ClientError) -> bool:
     return e.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """The job item's attributes that count one phase's completions."""
+
+    counter: str
+    last: str  # the counter's value before the last completion
+    total: str
+    open_states: tuple[str, ...]  # states in which completions count
+
+
+_MAP = _Phase("done", "expected_minus_one", "expected", (PENDING, RUNNING))
+_REDUCE = _Phase("reduced", "partitions_minus_one", "partitions", (REDUCING,))
 
 
 class Accounting:
@@ -271,44 +286,7 @@ class Accounting:
             "finished_at": now_iso(),
             TABLE_TTL_ATTRIBUTE: int(time.time()) + self.record_ttl_s,
         }
-        put = self._put_unless_done(item)
-        for attempt in self._conflict_attempts():
-            try:
-                self.db.transact_write_items(
-                    TransactItems=[put, self._count(job_id, "done", "expected_minus_one", False)]
-                )
-                return Outcome.COUNTED
-            except ClientError as e:
-                if not _is_cancelled(e):
-                    raise
-                reasons = _reasons(e)
-            if reasons[0] == "ConditionalCheckFailed":
-                return self._after_duplicate(job_id, "done", "expected", REDUCING)
-            if "TransactionConflict" in reasons:
-                attempt.conflict()
-                continue
-            job = self.get_job(job_id)
-            if job is None:
-                raise UnknownJob(f"job {job_id} has no job item")
-            if job["state"] not in (PENDING, RUNNING):
-                return Outcome.DROPPED
-            if job["done"] < job["expected_minus_one"] and job.get("failed_chunks"):
-                if self._count_with_failures(job_id, put):
-                    return Outcome.COUNTED
-                attempt.conflict()
-                continue
-            if job["done"] != job["expected_minus_one"]:
-                continue
-            try:
-                self.db.transact_write_items(
-                    TransactItems=[put, self._count(job_id, "done", "expected_minus_one", True)]
-                )
-                return Outcome.LAST
-            except ClientError as e:
-                if not _is_cancelled(e):
-                    raise
-                attempt.conflict()
-        raise TransientAccountingError(f"job {job_id} chunk {chunk}: too many conflicts")
+        return self._complete(job_id, item, _MAP, f"chunk {chunk}")
 
     def record_chunk_failure(
         self,
@@ -454,45 +432,7 @@ class Accounting:
             "finished_at": now_iso(),
             TABLE_TTL_ATTRIBUTE: int(time.time()) + self.record_ttl_s,
         }
-        put = self._put_unless_done(item)
-        for attempt in self._conflict_attempts():
-            try:
-                self.db.transact_write_items(
-                    TransactItems=[
-                        put,
-                        self._count(job_id, "reduced", "partitions_minus_one", False),
-                    ]
-                )
-                return Outcome.COUNTED
-            except ClientError as e:
-                if not _is_cancelled(e):
-                    raise
-                reasons = _reasons(e)
-            if reasons[0] == "ConditionalCheckFailed":
-                return self._after_duplicate(job_id, "reduced", "partitions", REDUCING)
-            if "TransactionConflict" in reasons:
-                attempt.conflict()
-                continue
-            job = self.get_job(job_id)
-            if job is None:
-                raise UnknownJob(f"job {job_id} has no job item")
-            if job["state"] != REDUCING:
-                return Outcome.DROPPED
-            if job["reduced"] != job["partitions_minus_one"]:
-                continue
-            try:
-                self.db.transact_write_items(
-                    TransactItems=[
-                        put,
-                        self._count(job_id, "reduced", "partitions_minus_one", True),
-                    ]
-                )
-                return Outcome.LAST
-            except ClientError as e:
-                if not _is_cancelled(e):
-                    raise
-                attempt.conflict()
-        raise TransientAccountingError(f"job {job_id} partition {partition}: too many conflicts")
+        return self._complete(job_id, item, _REDUCE, f"partition {partition}")
 
     def record_partition_failure(
         self,
@@ -638,26 +578,65 @@ class Accounting:
             }
         }
 
-    def _count(self, job_id: str, counter: str, last_attr: str, last: bool) -> dict[str, Any]:
-        """Add one to `counter`: below the last value normally; at exactly
-        the last value (and moving the job on) for the completing one."""
-        names = {"#c": counter, "#last": last_attr, "#s": "state"}
-        values: dict[str, Any] = {":one": 1, ":now": now_iso()}
-        if counter == "done":
+    def _complete(self, job_id: str, item: dict[str, Any], phase: _Phase, what: str) -> Outcome:
+        """Count one chunk or partition once. See the module docstring."""
+        put = self._put_unless_done(item)
+        for attempt in self._conflict_attempts():
+            try:
+                self.db.transact_write_items(TransactItems=[put, self._count(job_id, phase, False)])
+                return Outcome.COUNTED
+            except ClientError as e:
+                if not _is_cancelled(e):
+                    raise
+                reasons = _reasons(e)
+            if reasons[0] == "ConditionalCheckFailed":
+                return self._after_duplicate(job_id, phase.counter, phase.total, REDUCING)
+            if "TransactionConflict" in reasons:
+                attempt.conflict()
+                continue
+            job = self.get_job(job_id)
+            if job is None:
+                raise UnknownJob(f"job {job_id} has no job item")
+            if job["state"] not in phase.open_states:
+                return Outcome.DROPPED
+            if (
+                phase is _MAP
+                and job["done"] < job["expected_minus_one"]
+                and job.get("failed_chunks")
+            ):
+                if self._count_with_failures(job_id, put):
+                    return Outcome.COUNTED
+                attempt.conflict()
+                continue
+            if job[phase.counter] != job[phase.last]:
+                continue
+            try:
+                self.db.transact_write_items(TransactItems=[put, self._count(job_id, phase, True)])
+                return Outcome.LAST
+            except ClientError as e:
+                if not _is_cancelled(e):
+                    raise
+                attempt.conflict()
+        raise TransientAccountingError(f"job {job_id} {what}: too many conflicts")
+
+    def _count(self, job_id: str, phase: _Phase, last: bool) -> dict[str, Any]:
+        """Add one to the phase's counter: below the last value normally; at
+        exactly the last value (and moving the job on) for the completing one."""
+        names = {"#c": phase.counter, "#last": phase.last, "#s": "state"}
+        values: dict[str, Any] = {":one": 1, ":now": now_iso(), ":reducing": REDUCING}
+        if phase is _MAP:
             values.update({":pending": PENDING, ":running": RUNNING})
             allowed = "#s IN (:pending, :running)"
             next_state = ":reducing" if last else ":running"
-            values[":reducing"] = REDUCING
         else:
-            values[":reducing"] = REDUCING
             allowed = "#s = :reducing"
             next_state = ":reducing"
         compare = "#c = #last" if last else "#c < #last"
-        if counter == "done" and not last:
+        if phase is _MAP and not last:
             # A job with failed chunks counts on the slow path, which also
             # looks at whether the job has settled (see the module docstring).
             compare += " AND attribute_not_exists(failed_chunks)"
-        extra = ", reduce_started_at = :now" if last and counter == "done" else ""
+        extra = ", reduce_started_at = :now" if last and phase is _MAP else ""
         return {
             "Update": {
                 "TableName": self.table,
