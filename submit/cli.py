@@ -513,7 +513,8 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         same = expected == drover_result
         print(
             f"reference    the single-process one-liner took {reference_s:.1f}s; Drover's job "
-            f"{status.elapsed_s:.1f}s end to end; results "
+            f"{status.elapsed_s:.1f}s from queued to done ({watch.total():.1f}s for the whole "
+            "run, embedded AWS and upload included); results "
             + ("are identical" if same else "DIFFER"),
             file=sys.stderr if args.json else sys.stdout,
         )

@@ -132,5 +132,8 @@ class Stopwatch:
         self.last = now
         return took
 
+    def total(self) -> float:
+        return sum(took for _, took in self.marks)
+
     def text(self) -> str:
         return ", ".join(f"{name} {took:.1f}s" for name, took in self.marks)

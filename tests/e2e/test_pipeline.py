@@ -194,6 +194,7 @@ def test_cli_one_shot_run_writes_the_result(tmp_path: Path) -> None:
             "5",
             "--output",
             str(out),
+            "--compare",
             str(corpus),
         ],
         capture_output=True,
@@ -204,3 +205,4 @@ def test_cli_one_shot_run_writes_the_result(tmp_path: Path) -> None:
     assert json.loads(out.read_text()) == reference_wordcount(files)
     assert "SUCCEEDED" in proc.stdout
     assert "peak workers" in proc.stdout
+    assert "results are identical" in proc.stdout
