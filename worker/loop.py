@@ -379,7 +379,9 @@ class Worker:
             ]
             summary = job.merge_summaries(summaries)
             self.accounting.finalize(
-                task.job_id, summary, result_prefix=f"s3://{task.bucket}/jobs/{task.job_id}/result/"
+                task.job_id,
+                summary,
+                result_prefix=f"s3://{task.bucket}/{storage.result_prefix(task.job_id)}",
             )
             log.info("job %s: succeeded", task.job_id)
         return outcome

@@ -61,7 +61,6 @@ JOBS_BY_TIME_SORT_KEY = "created_at"
 
 # S3 prefix of intermediate map outputs, expired by a lifecycle rule.
 MAP_OUTPUT_PREFIX = "jobs/"
-MAP_OUTPUT_MARKER = "/map/"
 # The worker tags every map output object with this tag; the bucket's
 # lifecycle rule expires tagged objects under MAP_OUTPUT_PREFIX after
 # `map_output_expiry_days` (S3 lifecycle filters match prefixes and tags, not

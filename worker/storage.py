@@ -24,8 +24,8 @@ class MissingObject(LookupError):
     """An input or intermediate object that is not (or no longer) there."""
 
 
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/"
+def result_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/result/"
 
 
 def input_prefix(job_id: str) -> str:
@@ -41,7 +41,7 @@ def map_key(job_id: str, chunk: int, partition: int) -> str:
 
 
 def result_key(job_id: str, partition: int) -> str:
-    return f"jobs/{job_id}/result/part-{partition:04d}.json"
+    return f"{result_prefix(job_id)}part-{partition:04d}.json"
 
 
 def get_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
