@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import pricing
+from bench.usage import ENV_REQUEST_LOG
 from worker import settings as cfg
-from worker.usage import ENV_REQUEST_LOG
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,7 +163,9 @@ def run(
         **os.environ,
         ENV_REQUEST_LOG: str(log_dir),
         "DROVER_HOME": str(work_dir / "home"),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        # Every process of the run, the local fleet's workers included, loads
+        # bench/inject/sitecustomize.py, which counts its requests.
+        "PYTHONPATH": os.pathsep.join((str(PROJECT_ROOT / "bench" / "inject"), str(PROJECT_ROOT))),
     }
     started = time.time()
     proc = subprocess.run(

@@ -193,12 +193,13 @@ def run(options: Options) -> dict[str, Any]:
     if options.mrjob:
         python = env.python()
         for runner in MRJOB_RUNNERS:
-            got, t = step(
-                f"(e) mrjob {runner} runner",
-                lambda runner=runner: systems.mrjob_wordcount(
+
+            def mrjob(runner: str = runner) -> dict[str, int]:
+                return systems.mrjob_wordcount(
                     python, runner, files, options.out / f"mrjob-{runner}"
-                ),
-            )
+                )
+
+            got, t = step(f"(e) mrjob {runner} runner", mrjob)
             rows.append(
                 _row(f"mrjob_{runner}", f"(e) mrjob {runner} runner", t, size, same=got == expected)
             )

@@ -15,7 +15,8 @@ from typing import Any
 
 from constructs import Node
 
-from worker.settings import CONTEXT_KEYS, DEFAULT_STACK_NAME, Settings, SettingsError, from_context
+from worker.names import DEFAULT_STACK_NAME
+from worker.settings import CONTEXT_KEYS, Settings, SettingsError, from_context
 
 STACK_NAME_KEY = "stackName"
 INPUT_BUCKETS_KEY = "inputBuckets"

@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 
 from submit.resources import Resources
+from worker import names
 from worker import settings as cfg
 from worker.clients import RETRIES
-from worker.usage import watch
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,15 @@ def local_env(endpoint_url: str) -> dict[str, str]:
 
 
 def local_session() -> boto3.session.Session:
-    return boto3.session.Session(region_name=REGION, **CREDENTIALS)
+    return boto3.session.Session(
+        region_name=REGION,
+        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+    )
 
 
 def local_client(service: str, endpoint_url: str) -> Any:
-    return watch(local_session().client(service, endpoint_url=endpoint_url, config=RETRIES))
+    return local_session().client(service, endpoint_url=endpoint_url, config=RETRIES)  # type: ignore[call-overload]
 
 
 def free_port() -> int:
@@ -147,24 +151,24 @@ def provision(
         TableName=LOCAL_TABLE,
         BillingMode="PAY_PER_REQUEST",
         KeySchema=[
-            {"AttributeName": cfg.TABLE_PARTITION_KEY, "KeyType": "HASH"},
-            {"AttributeName": cfg.TABLE_SORT_KEY, "KeyType": "RANGE"},
+            {"AttributeName": names.TABLE_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": names.TABLE_SORT_KEY, "KeyType": "RANGE"},
         ],
         AttributeDefinitions=[
             {"AttributeName": name, "AttributeType": "S"}
             for name in (
-                cfg.TABLE_PARTITION_KEY,
-                cfg.TABLE_SORT_KEY,
-                cfg.JOBS_BY_TIME_PARTITION_KEY,
-                cfg.JOBS_BY_TIME_SORT_KEY,
+                names.TABLE_PARTITION_KEY,
+                names.TABLE_SORT_KEY,
+                names.JOBS_BY_TIME_PARTITION_KEY,
+                names.JOBS_BY_TIME_SORT_KEY,
             )
         ],
         GlobalSecondaryIndexes=[
             {
-                "IndexName": cfg.JOBS_BY_TIME_INDEX,
+                "IndexName": names.JOBS_BY_TIME_INDEX,
                 "KeySchema": [
-                    {"AttributeName": cfg.JOBS_BY_TIME_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": cfg.JOBS_BY_TIME_SORT_KEY, "KeyType": "RANGE"},
+                    {"AttributeName": names.JOBS_BY_TIME_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": names.JOBS_BY_TIME_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
             }

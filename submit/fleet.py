@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from worker.loop import Role
+from worker.ledger import Phase
 from worker.settings import ScalingStep, scaling_change
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Sample:
 
 @dataclass
 class Pool:
-    role: Role
+    role: Phase
     queue_url: str
     max_size: int
     desired: int = 0
@@ -70,15 +70,20 @@ class Fleet:
         worker_args: tuple[str, ...] = (),
     ) -> None:
         self.sqs = sqs
-        self.env = {**os.environ, **env, "PYTHONPATH": str(PROJECT_ROOT)}
+        # The project first, the caller's own path after it (user job modules).
+        path = [
+            str(PROJECT_ROOT),
+            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
+        self.env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path)}
         self.steps = steps
         self.idle_s = idle_s
         self.poll_s = poll_s
         self.log_dir = log_dir
         self.worker_args = worker_args
         self.pools = {
-            Role.MAP: Pool(Role.MAP, map_queue_url, max_workers),
-            Role.REDUCE: Pool(Role.REDUCE, reduce_queue_url, max_reducers),
+            Phase.MAP: Pool(Phase.MAP, map_queue_url, max_workers),
+            Phase.REDUCE: Pool(Phase.REDUCE, reduce_queue_url, max_reducers),
         }
         self.history: list[Sample] = []
         self.started_at = time.monotonic()
@@ -158,7 +163,7 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
 
-    def wake(self, role: Role, at_least: int) -> None:
+    def wake(self, role: Phase, at_least: int) -> None:
         """Start workers now for work just queued, as submit raises a deployed
         service's desired count; scale-in stays with the idle rule."""
         with self._lock:
@@ -169,14 +174,14 @@ class Fleet:
 
     # Inspection and shutdown ------------------------------------------------
 
-    def workers(self, role: Role) -> list[subprocess.Popen[bytes]]:
+    def workers(self, role: Phase) -> list[subprocess.Popen[bytes]]:
         with self._lock:
             return list(self.pools[role].procs)
 
-    def peak(self, role: Role) -> int:
+    def peak(self, role: Phase) -> int:
         return self.pools[role].peak
 
-    def timeline(self, role: Role = Role.MAP) -> list[tuple[float, int]]:
+    def timeline(self, role: Phase = Phase.MAP) -> list[tuple[float, int]]:
         """(seconds since start, workers) at each change of the worker count."""
         out: list[tuple[float, int]] = []
         for s in self.history:

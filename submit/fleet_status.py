@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from submit.jobs import Clients
+from submit.clients import Clients
 from submit.resources import Resources
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
+from submit.clients import Clients
 from submit.embedded import EmbeddedAWS, local_client, local_env, provision
+from submit.errors import OperationalError
 from submit.fleet import Fleet
-from submit.jobs import Clients
 from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
+from worker import names
 from worker import settings as cfg
-from worker.loop import Role
+from worker.ledger import Phase
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ LOCAL_STOP_TIMEOUT_S = 30.0
 LOCAL_POLL_S = 0.25
 
 
-class LocalError(RuntimeError):
+class LocalError(OperationalError):
     pass
 
 
@@ -81,8 +83,8 @@ class LocalDrover:
             env = {
                 **local_env(endpoint),
                 **self.resources.worker_env(),
-                "DROVER_RECEIVE_WAIT_S": str(LOCAL_RECEIVE_WAIT_S),
-                "DROVER_STOP_TIMEOUT_S": str(self.options.stop_timeout_s),
+                names.ENV_RECEIVE_WAIT_S: str(LOCAL_RECEIVE_WAIT_S),
+                names.ENV_STOP_TIMEOUT_S: str(self.options.stop_timeout_s),
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(
@@ -254,7 +256,7 @@ def _write_fleet_status(fleet: Fleet) -> None:
             "max": fleet.pools[role].max_size,
             "timeline": fleet.timeline(role)[-20:],
         }
-        for role in Role
+        for role in Phase
     }
     path = fleet_status_path()
     tmp = path.with_suffix(".tmp")

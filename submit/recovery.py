@@ -1,72 +1,38 @@
-"""Getting a job going again, or stopping it: retry, redrive and cancel.
+"""Getting a job going again, or stopping it: retry, redrive, purge, cancel.
 
-A failed job resumes where it stopped. In its map phase every chunk that is
-not DONE is sent again from the chunk plan that `submit` stored in S3 (the
-workers dropped the failed job's remaining messages, so the dead-letter queue
-alone does not hold them all); in its reduce phase every partition that is
-not DONE is sent again. Before anything is sent, the failed items go back to
-RETRYING and the job back to RUNNING or REDUCING, so a worker that receives
-a re-sent message finds the job open. A chunk sent twice is counted once, so
-re-sending a chunk that is still on its way costs time, never correctness.
+The ledger decides what a retry sends again and opens the job for it
+(`worker.ledger.admin`: `plan_retry`, `open_retry`); this module sends the
+messages: chunks from the chunk plan that `submit` stored in S3 (the
+workers dropped the failed job's remaining messages, so the dead-letter
+queue alone does not hold them all), partitions built from the job record.
+A chunk sent twice is counted once, so re-sending one that is still on its
+way costs time, never correctness.
+
+Each command holds the dead-letter queues' messages while it works, so a
+message that a new failure puts there meanwhile is not among them and
+stays; and it first records the held messages that were lost with their
+workers (submit.lost_work), so that none is deleted unrecorded.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from submit import dlq
-from submit.jobs import Clients, JobNotFound, JobStatus
+from submit.clients import Clients
+from submit.errors import OperationalError
+from submit.lost_work import record_held
 from submit.resources import Resources
 from worker import storage
-from worker.accounting import (
-    CANCELLED,
-    CHUNK_DONE,
-    CHUNK_FAILED,
-    FAILED,
-    PENDING,
-    REDUCING,
-    RUNNING,
-    SUCCEEDED,
-    Accounting,
-    chunk_sk,
-    part_sk,
-)
-from worker.messages import MapTask, ReduceTask, to_json
+from worker.jobs import get_job
+from worker.ledger import ItemKey, JobRecord, JobState, Phase
+from worker.ledger.admin import Admin, RetryPlan
 from worker.queues import send_batches
-
-# How often a command following a job looks for work lost with its workers.
-LOST_WORK_EVERY_S = 10.0
-
-
-class RecoveryError(ValueError):
-    """The job is in no state for this."""
-
-
-class LostWorkWatch:
-    """While a job is followed, record now and then the messages that SQS
-    moved to a DLQ by itself (see submit.dlq), so that a job whose chunk was
-    lost with its workers ends FAILED instead of waiting forever. One
-    request per DLQ per check while the DLQs are empty."""
-
-    def __init__(
-        self, clients: Clients, resources: Resources, every_s: float = LOST_WORK_EVERY_S
-    ) -> None:
-        self.clients = clients
-        self.resources = resources
-        self.every_s = every_s
-        self.last = time.monotonic()
-
-    def check(self, status: JobStatus) -> None:
-        now = time.monotonic()
-        if status.terminal or now - self.last < self.every_s:
-            return
-        self.last = now
-        dlq.reconcile(self.clients, self.resources)
+from worker.triggers import trigger_reduce
 
 
 @dataclass
@@ -77,140 +43,82 @@ class Resumed:
     phase: str  # map or reduce
     resent: list[int]  # chunk or partition numbers sent again
     dead_letters_removed: int = 0
+    finalized: bool = False  # every partition was done: the job was finalized
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    phase: str
-    to_state: str
-    numbers: list[int]
-
-
-def _plan(accounting: Accounting, job: dict[str, Any]) -> _Plan:
-    job_id = job["job_id"]
-    if job["state"] != FAILED:
-        # Still under way, with failures tolerated (--max-failures): only the
-        # failed chunks; the others are on their way.
-        failed = (
-            accounting.chunk_numbers(job_id, CHUNK_FAILED)
-            if job["state"] in (PENDING, RUNNING)
-            else set()
-        )
-        return _Plan("map", RUNNING, sorted(failed))
-    if job["done"] >= job["expected"]:
-        done = {
-            int(p["sk"].split("#", 1)[1])
-            for p in accounting.partition_items(job_id)
-            if p.get("state") == CHUNK_DONE
-        }
-        return _Plan("reduce", REDUCING, [r for r in range(job["partitions"]) if r not in done])
-    # The workers dropped what was left of a failed job: all of it again.
-    done = accounting.chunk_numbers(job_id, CHUNK_DONE)
-    return _Plan("map", RUNNING, [c for c in range(job["expected"]) if c not in done])
-
-
-def _check(job: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r} (see `python -m submit jobs`)")
-    if job["state"] == SUCCEEDED:
-        raise RecoveryError(f"job {job_id} succeeded; there is nothing to retry")
-    if job["state"] == CANCELLED:
-        raise RecoveryError(f"job {job_id} was cancelled; submit it again instead")
-    return job
-
-
-def _resume(
-    clients: Clients, resources: Resources, job: dict[str, Any], *, dry_run: bool
-) -> Resumed | None:
-    """Reopen a job's failed work and send it again; None if nothing failed."""
-    accounting = clients.accounting(resources)
-    job_id = job["job_id"]
-    plan = _plan(accounting, job)
-    if job["state"] != FAILED and not plan.numbers:
-        return None
-    numbers = plan.numbers
-    if plan.phase == "reduce" and not numbers:
-        # Every partition is done but the job was not finalized: a duplicate
-        # of a done partition makes the reducer finalize it.
-        numbers = [0]
-    resumed = Resumed(job_id, job["state"], plan.to_state, plan.phase, numbers)
+def _resume(clients: Clients, resources: Resources, plan: RetryPlan, *, dry_run: bool) -> Resumed:
+    """Open the plan's job again and send its work; with `dry_run`, only say."""
+    job = plan.job
+    resumed = Resumed(
+        job.job_id,
+        job.state.value,
+        plan.to_state.value,
+        plan.phase.value,
+        plan.numbers,
+        finalized=plan.finalize_only,
+    )
     if dry_run:
         return resumed
-    accounting.reopen_items(job_id, "CHUNK#" if plan.phase == "map" else "PART#")
-    if not accounting.reopen_job(job_id, plan.to_state, allowed_from=(job["state"],)):
-        raise RecoveryError(f"job {job_id} changed state while being retried; try again")
-    if job["state"] != FAILED:
-        # A chunk may have failed between reopening the items and the job.
-        accounting.recount_failed_chunks(job_id)
-    if plan.phase == "map":
-        _send_chunks(clients, resources, job, numbers)
+    ledger = clients.ledger(resources)
+    ledger.open_retry(plan)
+    if plan.finalize_only:
+        _finalize(ledger, job)
+    elif plan.phase is Phase.MAP:
+        _send_chunks(clients, resources, job, plan.numbers)
     else:
-        _send_partitions(clients, resources, job, numbers)
+        trigger_reduce(clients.sqs, resources.reduce_queue_url, job, partitions=plan.numbers)
     return resumed
 
 
+def _finalize(ledger: Admin, job: JobRecord) -> None:
+    """A job whose every partition is reduced, never finalized (its last
+    reducer stopped in between): finalize it as that reducer would have."""
+    summary = get_job(job.job).merge_summaries(ledger.summaries(job.job_id))
+    ledger.finalize(
+        job.job_id, summary, result_prefix=f"s3://{job.bucket}/{storage.result_prefix(job.job_id)}"
+    )
+
+
 def _send_chunks(
-    clients: Clients, resources: Resources, job: dict[str, Any], chunks: Sequence[int]
+    clients: Clients, resources: Resources, job: JobRecord, chunks: Sequence[int]
 ) -> None:
     if not chunks:
         return
     try:
-        plan = storage.get_json(clients.s3, job["bucket"], storage.plan_key(job["job_id"]))
+        plan = storage.get_json(clients.s3, job.bucket, storage.plan_key(job.job_id))
     except storage.MissingObject as e:
-        raise RecoveryError(f"job {job['job_id']}: its chunk plan is gone ({e})") from e
+        raise OperationalError(f"job {job.job_id}: its chunk plan is gone ({e})") from e
     tasks = plan["chunks"]
     bodies = (json.dumps(tasks[c], separators=(",", ":")) for c in chunks)
     send_batches(clients.sqs, resources.map_queue_url, bodies)
 
 
-def _send_partitions(
-    clients: Clients, resources: Resources, job: dict[str, Any], partitions: Sequence[int]
-) -> None:
-    bodies = (
-        to_json(
-            ReduceTask(
-                job_id=job["job_id"],
-                partition=r,
-                job=job["job"],
-                params=job["params"],
-                partitions=job["partitions"],
-                chunks=job["expected"],
-                bucket=job["bucket"],
-            )
-        )
-        for r in partitions
-    )
-    send_batches(clients.sqs, resources.reduce_queue_url, bodies)
-
-
 @contextmanager
 def _holding(
-    clients: Clients, resources: Resources, queue: str | None = None
+    clients: Clients, resources: Resources, queue: str | None = None, *, record: bool = True
 ) -> Iterator[dict[dlq.Queue, list[dlq.DeadLetter]]]:
-    """The DLQs' messages, held while work is sent again: a message that a
-    new failure puts there meanwhile is not among them, and stays."""
+    """The DLQs' messages, held for the block; with `record`, the ones lost
+    with their workers are recorded first."""
     with ExitStack() as stack:
-        yield {
+        held = {
             q: stack.enter_context(dlq.reading(clients.sqs, q))
             for q in dlq.queues(resources, queue)
         }
+        if record:
+            for q, letters in held.items():
+                record_held(clients, resources, q, letters)
+        yield held
 
 
 def retry(clients: Clients, resources: Resources, job_id: str, *, dry_run: bool = False) -> Resumed:
     """Send a job's failed work again and take its messages out of the DLQs."""
-    accounting = clients.accounting(resources)
-    _check(accounting.get_job(job_id), job_id)
-    with _holding(clients, resources) as held:
-        if not dry_run:
-            for q, letters in held.items():
-                dlq.reconcile_held(clients, resources, q, letters)
-        job = _check(accounting.get_job(job_id), job_id)
-        resumed = _resume(clients, resources, job, dry_run=dry_run)
-        if resumed is None:
-            raise RecoveryError(f"job {job_id} is {job['state']} and nothing of it failed")
+    ledger = clients.ledger(resources)
+    ledger.plan_retry(job_id)  # fails early, before the queues are read
+    with _holding(clients, resources, record=not dry_run) as held:
+        resumed = _resume(clients, resources, ledger.plan_retry(job_id), dry_run=dry_run)
         for q, letters in held.items():
             mine = [d for d in letters if d.job_id == job_id]
             resumed.dead_letters_removed += len(mine)
@@ -221,22 +129,13 @@ def retry(clients: Clients, resources: Resources, job_id: str, *, dry_run: bool 
 
 def cancel(clients: Clients, resources: Resources, job_id: str) -> dict[str, Any]:
     """Stop a job: workers drop its remaining messages without counting them."""
-    accounting = clients.accounting(resources)
-    job = accounting.get_job(job_id)
-    if job is None:
-        raise JobNotFound(f"no job {job_id!r} (see `python -m submit jobs`)")
-    if job["state"] == SUCCEEDED:
-        raise RecoveryError(f"job {job_id} already succeeded")
-    if job["state"] != CANCELLED and not accounting.set_state(
-        job_id, CANCELLED, allowed_from=(PENDING, RUNNING, REDUCING, FAILED)
-    ):
-        raise RecoveryError(f"job {job_id} changed state while being cancelled; try again")
+    was = clients.ledger(resources).cancel(job_id)
     return {
         "job_id": job_id,
-        "from_state": job["state"],
-        "state": CANCELLED,
-        "done": job["done"],
-        "expected": job["expected"],
+        "from_state": was.state.value,
+        "state": JobState.CANCELLED.value,
+        "done": was.done,
+        "expected": was.expected,
     }
 
 
@@ -267,54 +166,53 @@ def redrive(
 ) -> RedriveReport:
     """Take messages out of the DLQs (one job's, or all) and put their work
     back: failed jobs are resumed, anything else is sent back as it was."""
-    accounting = clients.accounting(resources)
+    ledger = clients.ledger(resources)
     report = RedriveReport(dry_run=dry_run)
-    with _holding(clients, resources, queue) as held:
-        if not dry_run:
-            for q, letters in held.items():
-                dlq.reconcile_held(clients, resources, q, letters)
+    with _holding(clients, resources, queue, record=not dry_run) as held:
         chosen = {
             q: [d for d in letters if job_id is None or d.job_id == job_id]
             for q, letters in held.items()
         }
-        jobs: dict[str, dict[str, Any] | None] = {}
-        for letters in chosen.values():
-            for d in letters:
-                if d.job_id is not None and d.job_id not in jobs:
-                    jobs[d.job_id] = accounting.get_job(d.job_id)
-        failed = sorted(j for j, job in jobs.items() if job is not None and job["state"] == FAILED)
-        for j in failed:
-            resumed = _resume(clients, resources, jobs[j] or {}, dry_run=dry_run)
-            if resumed is not None:
-                resumed.dead_letters_removed = sum(
-                    1 for letters in chosen.values() for d in letters if d.job_id == j
-                )
-                report.resumed.append(resumed)
+        job_ids = sorted({d.job_id for ls in chosen.values() for d in ls if d.job_id})
+        failed = set()
+        for j in job_ids:
+            job = ledger.job(j)
+            if job is None or job.state is not JobState.FAILED:
+                continue
+            failed.add(j)
+            resumed = _resume(clients, resources, ledger.plan_retry(j), dry_run=dry_run)
+            resumed.dead_letters_removed = sum(
+                1 for letters in chosen.values() for d in letters if d.job_id == j
+            )
+            report.resumed.append(resumed)
         for q, letters in chosen.items():
             back = [d for d in letters if d.job_id not in failed]
             report.moved[q.name] = len(letters)
             report.sent_back[q.name] = len(back)
             if dry_run:
                 continue
-            _reopen_sent_back(accounting, back)
-            dlq.send_back(clients, q, back)
+            _reopen_sent_back(ledger, back)
+            dlq.send_back(clients.sqs, q, back)
             dlq.delete(clients.sqs, q, held[q], letters)
     return report
 
 
-def _reopen_sent_back(accounting: Accounting, letters: Sequence[dlq.DeadLetter]) -> None:
-    """A message sent back to a job still running: its failed item goes back
-    to RETRYING, so that the job's failure count no longer includes it."""
-    by_job: dict[str, list[str]] = {}
+def _reopen_sent_back(ledger: Admin, letters: Sequence[dlq.DeadLetter]) -> None:
+    by_job: dict[str, list[ItemKey]] = {}
     for d in letters:
-        if isinstance(d.task, MapTask):
-            by_job.setdefault(d.task.job_id, []).append(chunk_sk(d.task.chunk))
-        elif isinstance(d.task, ReduceTask):
-            by_job.setdefault(d.task.job_id, []).append(part_sk(d.task.partition))
+        if d.task is not None:
+            by_job.setdefault(d.task.job_id, []).append(d.task.item)
     for job_id, keys in by_job.items():
-        job = accounting.get_job(job_id)
-        if job is None or job["state"] not in (PENDING, RUNNING, REDUCING):
-            continue
-        for sk in keys:
-            accounting.reopen_item(job_id, sk)
-        accounting.recount_failed_chunks(job_id)
+        ledger.reopen_sent_back(job_id, keys)
+
+
+def purge(clients: Clients, resources: Resources, *, job_id: str) -> dict[str, int]:
+    """Delete a job's messages from both DLQs; counts per queue. Its failures
+    stay recorded: `status` still names them."""
+    counts = {}
+    with _holding(clients, resources) as held:
+        for q, letters in held.items():
+            gone = [d for d in letters if d.job_id == job_id]
+            dlq.delete(clients.sqs, q, letters, gone)
+            counts[q.name] = len(gone)
+    return counts

@@ -14,10 +14,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from worker import settings as cfg
+from submit.errors import OperationalError
+from worker import names
 
 
-class ResourceError(RuntimeError):
+class ResourceError(OperationalError):
     """No Drover found where the user pointed."""
 
 
@@ -37,10 +38,10 @@ class Resources:
     def worker_env(self) -> dict[str, str]:
         """The environment a worker process needs to serve these resources."""
         return {
-            cfg.ENV_BUCKET: self.bucket,
-            cfg.ENV_TABLE: self.table,
-            cfg.ENV_MAP_QUEUE_URL: self.map_queue_url,
-            cfg.ENV_REDUCE_QUEUE_URL: self.reduce_queue_url,
+            names.ENV_BUCKET: self.bucket,
+            names.ENV_TABLE: self.table,
+            names.ENV_MAP_QUEUE_URL: self.map_queue_url,
+            names.ENV_REDUCE_QUEUE_URL: self.reduce_queue_url,
         }
 
 
@@ -53,25 +54,25 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
             "deploy it with `cdk deploy`, or use --local"
         ) from e
     outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
-    missing = [k for k in cfg.ALL_OUTPUTS if k not in outputs]
+    missing = [k for k in names.ALL_OUTPUTS if k not in outputs]
     if missing:
         raise ResourceError(f"stack {stack!r} lacks outputs {missing}: is it a Drover stack?")
     return Resources(
-        bucket=outputs[cfg.OUTPUT_BUCKET],
-        table=outputs[cfg.OUTPUT_TABLE],
-        map_queue_url=outputs[cfg.OUTPUT_MAP_QUEUE_URL],
-        map_dlq_url=outputs[cfg.OUTPUT_MAP_DLQ_URL],
-        reduce_queue_url=outputs[cfg.OUTPUT_REDUCE_QUEUE_URL],
-        reduce_dlq_url=outputs[cfg.OUTPUT_REDUCE_DLQ_URL],
-        cluster=outputs[cfg.OUTPUT_CLUSTER],
-        map_service=outputs[cfg.OUTPUT_MAP_SERVICE],
-        reduce_service=outputs[cfg.OUTPUT_REDUCE_SERVICE],
+        bucket=outputs[names.OUTPUT_BUCKET],
+        table=outputs[names.OUTPUT_TABLE],
+        map_queue_url=outputs[names.OUTPUT_MAP_QUEUE_URL],
+        map_dlq_url=outputs[names.OUTPUT_MAP_DLQ_URL],
+        reduce_queue_url=outputs[names.OUTPUT_REDUCE_QUEUE_URL],
+        reduce_dlq_url=outputs[names.OUTPUT_REDUCE_DLQ_URL],
+        cluster=outputs[names.OUTPUT_CLUSTER],
+        map_service=outputs[names.OUTPUT_MAP_SERVICE],
+        reduce_service=outputs[names.OUTPUT_REDUCE_SERVICE],
     )
 
 
 def drover_home() -> Path:
     """Where the embedded AWS keeps its state file and logs."""
-    return Path(os.environ.get("DROVER_HOME", Path.home() / ".drover"))
+    return Path(os.environ.get(names.ENV_HOME, Path.home() / ".drover"))
 
 
 def state_path() -> Path:

@@ -17,13 +17,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from submit.errors import UsageError
 from worker.messages import Piece
 
 # Keeps a chunk message far below SQS's size limit when files are tiny.
 MAX_PIECES_PER_CHUNK = 400
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """An input that does not exist or cannot be read."""
 
 
@@ -146,7 +147,7 @@ def _discover_s3(
 def plan_chunks(placed: Iterable[Placed], chunk_size_bytes: int) -> list[list[Piece]]:
     """Pieces grouped into chunks of about `chunk_size_bytes` each."""
     if chunk_size_bytes <= 0:
-        raise ValueError("chunk size must be positive")
+        raise UsageError("chunk size must be positive")
     chunks: list[list[Piece]] = []
     current: list[Piece] = []
     filled = 0

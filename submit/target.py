@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
+from submit.clients import Clients
 from submit.embedded import local_client
-from submit.jobs import Clients
 from submit.local import running_state
 from submit.resources import ResourceError, Resources, from_stack
 from worker.clients import client
 from worker.ecs import wake_service
-from worker.settings import DEFAULT_STACK_NAME
+from worker.ledger import Phase
+from worker.names import DEFAULT_STACK_NAME
 from worker.settings import load as load_settings
 
 
@@ -24,12 +25,13 @@ class Target:
     resources: Resources
     description: str
     local: bool
-    # Starts map workers for n queued chunks at once, where that is possible.
-    wake: Callable[[int], object] | None = None
+    # Starts workers of a phase for n queued messages at once, where that is
+    # possible.
+    wake: Callable[[Phase, int], object] | None = None
 
 
 def local_target(
-    endpoint_url: str, resources: Resources, wake: Callable[[int], object] | None = None
+    endpoint_url: str, resources: Resources, wake: Callable[[Phase, int], object] | None = None
 ) -> Target:
     return Target(
         clients=Clients(
@@ -55,16 +57,15 @@ def resolve(stack: str | None) -> Target:
     try:
         resources = from_stack(client("cloudformation"), name)
         ecs = client("ecs")
-        max_workers = load_settings().max_workers
+        settings = load_settings()
 
-        def wake(chunks: int) -> object:
-            if not (resources.cluster and resources.map_service):
+        def wake(phase: Phase, messages: int) -> object:
+            service = resources.map_service if phase is Phase.MAP else resources.reduce_service
+            most = settings.max_workers if phase is Phase.MAP else settings.max_reducers
+            if not (resources.cluster and service):
                 return None
             return wake_service(
-                ecs,
-                cluster=resources.cluster,
-                service=resources.map_service,
-                at_least=min(chunks, max_workers),
+                ecs, cluster=resources.cluster, service=service, at_least=min(messages, most)
             )
 
         return Target(

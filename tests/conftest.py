@@ -13,8 +13,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from submit.clients import Clients
 from submit.embedded import provision
-from submit.jobs import Clients
 from submit.resources import Resources
 from worker.settings import Settings
 

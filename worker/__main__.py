@@ -1,9 +1,10 @@
 """The container program: `python -m worker map` or `python -m worker reduce`.
 
-Reads its queue, bucket and table from the environment (see worker.settings),
-serves its queue until stopped. SIGTERM stops it gracefully: no new messages,
-the one in hand finished or handed back within the stop timeout. A second
-SIGTERM or SIGINT exits at once.
+Reads its queue, table and (for map) the reduce fleet to wake from the
+environment (worker.names), builds the clients, the ledger, the MapReduce
+handler and the queue consumer, and serves until stopped. SIGTERM stops it
+gracefully: no new messages, the one in hand finished or handed back within
+the stop timeout. A second SIGTERM or SIGINT exits at once.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import socket
 import sys
 from types import FrameType
 
+from worker import names
 from worker import settings as cfg
-from worker.accounting import Accounting
 from worker.clients import client
+from worker.consumer import EXIT_FORCED, Consumer
 from worker.ecs import TaskProtection, wake_service
 from worker.jobs import load_jobs
-from worker.loop import EXIT_FORCED, Role, Worker
+from worker.ledger import Ledger, Phase
+from worker.phases import MapReduce
 from worker.queues import queue_config
 
 log = logging.getLogger("worker")
@@ -40,68 +43,74 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m worker",
         description="Serve a Drover queue: map chunks or reduce partitions.",
     )
-    parser.add_argument("role", choices=[r.value for r in Role], help="which queue to serve")
+    parser.add_argument("role", choices=[p.value for p in Phase], help="which queue to serve")
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--max-messages", type=int, help="exit after this many messages")
     parser.add_argument("--id", help="worker id in logs and records (default: host-pid)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(
-        level=os.environ.get("DROVER_LOG_LEVEL", "INFO"),
+        level=os.environ.get(names.ENV_LOG_LEVEL, "INFO"),
         format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
     )
     defaults = cfg.Settings()
-    role = Role(args.role)
+    phase = Phase(args.role)
     worker_id = (
-        args.id or os.environ.get(cfg.ENV_WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}"
+        args.id or os.environ.get(names.ENV_WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}"
     )
     load_jobs()
 
     sqs, s3 = client("sqs"), client("s3")
-    queue_url = _env(cfg.ENV_MAP_QUEUE_URL if role is Role.MAP else cfg.ENV_REDUCE_QUEUE_URL)
+    reduce_queue_url = _env(names.ENV_REDUCE_QUEUE_URL)
+    queue_url = _env(names.ENV_MAP_QUEUE_URL) if phase is Phase.MAP else reduce_queue_url
     wake = None
     cluster, reduce_service = (
-        os.environ.get(cfg.ENV_CLUSTER),
-        os.environ.get(cfg.ENV_REDUCE_SERVICE),
+        os.environ.get(names.ENV_CLUSTER),
+        os.environ.get(names.ENV_REDUCE_SERVICE),
     )
-    if role is Role.MAP and cluster and reduce_service:
+    if phase is Phase.MAP and cluster and reduce_service:
         ecs = client("ecs")
 
         def wake() -> None:
             wake_service(ecs, cluster=cluster, service=reduce_service, at_least=1)
 
-    worker = Worker(
-        role=role,
-        sqs=sqs,
+    handler = MapReduce(
+        phase=phase,
         s3=s3,
-        accounting=Accounting(dynamodb=client("dynamodb"), table=_env(cfg.ENV_TABLE)),
+        ledger=Ledger(dynamodb=client("dynamodb"), table=_env(names.ENV_TABLE)),
+        worker_id=worker_id,
+        sqs=sqs,
+        reduce_queue_url=reduce_queue_url,
+        wake_reducers=wake,
+    )
+    consumer = Consumer(
+        sqs=sqs,
         queue_url=queue_url,
         queue=queue_config(sqs, queue_url),
-        reduce_queue_url=_env(cfg.ENV_REDUCE_QUEUE_URL) if role is Role.MAP else None,
+        handler=handler,
         worker_id=worker_id,
-        receive_wait_s=int(os.environ.get("DROVER_RECEIVE_WAIT_S", defaults.receive_wait_s)),
+        receive_wait_s=int(os.environ.get(names.ENV_RECEIVE_WAIT_S, defaults.receive_wait_s)),
         receive_batch_size=defaults.receive_batch_size,
-        stop_timeout_s=float(os.environ.get("DROVER_STOP_TIMEOUT_S", defaults.stop_timeout_s)),
-        wake_reducers=wake,
+        stop_timeout_s=float(os.environ.get(names.ENV_STOP_TIMEOUT_S, defaults.stop_timeout_s)),
         protection=TaskProtection(),
         burst=args.burst,
         max_messages=args.max_messages,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if worker.stopping:
+        if consumer.stopping:
             os._exit(EXIT_FORCED)
-        worker.request_stop()
+        consumer.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("worker %s serving %s queue", worker_id, role.value)
+    log.info("worker %s serving %s queue", worker_id, phase.value)
     # The clients' service models leave some 80,000 long-lived objects behind.
     # Freezing them keeps every collection a task's allocations trigger (json
     # builds a tuple per key of a map output) from walking them all again:
     # that made encoding a 150,000-word map output three times slower.
     gc.freeze()
-    return worker.run()
+    return consumer.run()
 
 
 if __name__ == "__main__":

@@ -8,12 +8,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from worker.usage import watch
-
 RETRIES = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=60
 )
 
 
 def client(service: str, session: boto3.session.Session | None = None) -> Any:
-    return watch((session or boto3.session.Session()).client(service, config=RETRIES))
+    return (session or boto3.session.Session()).client(service, config=RETRIES)  # type: ignore[call-overload]

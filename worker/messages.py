@@ -1,7 +1,9 @@
 """The wire contract: every message on a Drover queue, versioned JSON.
 
 A message names a job, a chunk (or a reduce partition) and where its data
-lives; it never names code. Decoding anything else raises `BadMessage`, which
+lives; it never names code. A task knows its phase and its item in the
+ledger (`task.item`), and prints as "job J chunk N", so no caller needs to
+tell the two kinds apart. Decoding anything else raises `BadMessage`, which
 the worker treats as permanent (the message goes to the dead-letter queue).
 """
 
@@ -10,6 +12,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from worker.ledger.model import ItemKey, Phase
 
 SCHEMA_VERSION = 1
 
@@ -53,6 +57,17 @@ class MapTask:
     kind: str = "map"
     version: int = SCHEMA_VERSION
 
+    @property
+    def phase(self) -> Phase:
+        return Phase.MAP
+
+    @property
+    def item(self) -> ItemKey:
+        return ItemKey.chunk(self.chunk)
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.item}"
+
 
 @dataclass(frozen=True)
 class ReduceTask:
@@ -65,6 +80,17 @@ class ReduceTask:
     bucket: str
     kind: str = "reduce"
     version: int = SCHEMA_VERSION
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.REDUCE
+
+    @property
+    def item(self) -> ItemKey:
+        return ItemKey.partition(self.partition)
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} {self.item}"
 
 
 Task = MapTask | ReduceTask

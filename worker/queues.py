@@ -1,5 +1,14 @@
-"""SQS calls shared by the worker and submit: batched sends and deletes, and
-moving a message to its dead-letter queue with the reason attached."""
+"""SQS plumbing shared by the worker and submit: batched calls with one
+failure policy, a queue's own configuration and depth, and dead-lettering.
+
+Every batched call (send, delete, change visibility) goes through `batched`:
+10 entries a call; an entry SQS refuses for a reason on its side (not the
+sender's) is tried again, twice at most; what still fails is returned with
+SQS's reason, for the caller to decide whether it matters. Sending treats a
+failure as an error (`send_batches` raises); deleting and changing
+visibility log it, since a receipt that expired only means the message was
+delivered again, and its new holder deals with it.
+"""
 
 from __future__ import annotations
 
@@ -7,52 +16,121 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 log = logging.getLogger(__name__)
 
 BATCH = 10  # SQS's limit for send, receive and delete batches
+# Tries of an entry that SQS refuses for a reason of its own.
+ATTEMPTS = 3
 # Message attributes of a message in a dead-letter queue: why it is there,
 # which queue it came from, and how many times it was received there. A
-# message without ERROR_ATTRIBUTE was moved by SQS itself (see submit.dlq).
+# message without ERROR_ATTRIBUTE was moved by SQS itself (see submit.lost_work).
 ERROR_ATTRIBUTE = "DroverError"
 SOURCE_ATTRIBUTE = "DroverSourceQueue"
 RECEIVES_ATTRIBUTE = "DroverReceives"
 
 
 class QueueError(RuntimeError):
-    """SQS refused part of a batch for a reason a retry will not fix."""
+    """SQS refused messages for a reason that trying again will not fix."""
 
 
-def send_batches(sqs: Any, queue_url: str, bodies: Iterable[str]) -> int:
-    """Send message bodies 10 per call; returns the count sent. Entries SQS
-    reports as failed for a server-side reason are sent again once."""
+def _chunks(items: Iterable[Any], size: int = BATCH) -> Iterable[list[Any]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def batched(
+    call: Callable[..., Any], queue_url: str, entries: Iterable[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Run a *Batch call (send_message_batch, delete_message_batch,
+    change_message_visibility_batch) over `entries`, given without "Id".
+    Returns the entries that failed for good, each with the `Code` and
+    `Message` SQS gave."""
+    failed: list[dict[str, Any]] = []
+    for batch in _chunks(entries):
+        pending = {str(i): entry for i, entry in enumerate(batch)}
+        for attempt in range(ATTEMPTS):
+            resp = call(QueueUrl=queue_url, Entries=[{"Id": i, **e} for i, e in pending.items()])
+            refused = {f["Id"]: f for f in resp.get("Failed", [])}
+            retry = {}
+            for id_, f in refused.items():
+                if f.get("SenderFault") or attempt == ATTEMPTS - 1:
+                    failed.append(
+                        {**pending[id_], "Code": f.get("Code"), "Message": f.get("Message")}
+                    )
+                else:
+                    retry[id_] = pending[id_]
+            if not retry:
+                break
+            pending = retry
+    return failed
+
+
+def send_batches(sqs: SQSClient, queue_url: str, bodies: Iterable[str]) -> int:
+    """Send message bodies 10 per call; returns the count sent."""
     sent = 0
-    batch: list[str] = []
-    for body in bodies:
-        batch.append(body)
-        if len(batch) == BATCH:
-            sent += _send(sqs, queue_url, batch)
-            batch = []
-    if batch:
-        sent += _send(sqs, queue_url, batch)
+
+    def entries() -> Iterable[dict[str, Any]]:
+        nonlocal sent
+        for body in bodies:
+            sent += 1
+            yield {"MessageBody": body}
+
+    failed = batched(sqs.send_message_batch, queue_url, entries())
+    if failed:
+        raise QueueError(
+            f"SQS refused {len(failed)} message(s): {failed[0].get('Message') or failed[0]['Code']}"
+        )
     return sent
 
 
-def _send(sqs: Any, queue_url: str, bodies: Sequence[str]) -> int:
-    entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies)]
-    for _ in range(2):
-        resp = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
-        failed = resp.get("Failed", [])
-        if not failed:
-            return len(bodies)
-        if any(f.get("SenderFault") for f in failed):
-            raise QueueError(f"SQS refused messages: {failed[0].get('Message', failed[0])}")
-        retry = {f["Id"] for f in failed}
-        entries = [e for e in entries if e["Id"] in retry]
-    raise QueueError(f"SQS failed to accept {len(entries)} message(s) twice")
+def delete_batches(sqs: SQSClient, queue_url: str, receipt_handles: Iterable[str]) -> None:
+    for f in batched(
+        sqs.delete_message_batch, queue_url, ({"ReceiptHandle": h} for h in receipt_handles)
+    ):
+        # An expired receipt means the message was delivered again; its new
+        # holder will find it done and delete it.
+        log.warning("delete failed: %s", f.get("Message") or f.get("Code"))
+
+
+def change_visibility_batches(
+    sqs: SQSClient, queue_url: str, receipt_handles: Iterable[str], visibility_timeout_s: int
+) -> None:
+    entries = (
+        {"ReceiptHandle": h, "VisibilityTimeout": visibility_timeout_s} for h in receipt_handles
+    )
+    for f in batched(sqs.change_message_visibility_batch, queue_url, entries):
+        log.warning("visibility change failed: %s", f.get("Message") or f.get("Code"))
+
+
+@dataclass(frozen=True)
+class Depth:
+    visible: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight
+
+
+def depth(sqs: SQSClient, queue_url: str) -> Depth:
+    """A queue's approximate numbers of visible and in-flight messages."""
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return Depth(
+        int(attrs["ApproximateNumberOfMessages"]),
+        int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -62,11 +140,12 @@ class QueueConfig:
     dlq_url: str | None
 
 
-def queue_config(sqs: Any, queue_url: str) -> QueueConfig:
+def queue_config(sqs: SQSClient, queue_url: str) -> QueueConfig:
     """A queue's visibility timeout and redrive policy, read from the queue
     itself so the worker never disagrees with what the stack configured."""
     attrs = sqs.get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+        QueueUrl=queue_url,
+        AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
     ).get("Attributes", {})
     visibility = int(attrs.get("VisibilityTimeout", 30))
     policy = attrs.get("RedrivePolicy")
@@ -74,7 +153,7 @@ def queue_config(sqs: Any, queue_url: str) -> QueueConfig:
         return QueueConfig(visibility, None, None)
     redrive = json.loads(policy)
     _, _, _, _, account, name = redrive["deadLetterTargetArn"].split(":", 5)
-    url: str = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
     return QueueConfig(visibility, int(redrive["maxReceiveCount"]), url)
 
 
@@ -87,11 +166,12 @@ def dead_letter_attributes(*, reason: str, source_queue_url: str, receives: int)
 
 
 def move_to_dead_letter(
-    sqs: Any,
+    sqs: SQSClient,
     *,
     queue_url: str,
     dlq_url: str,
-    message: dict[str, Any],
+    body: str,
+    receipt_handle: str,
     reason: str,
     receives: int,
 ) -> None:
@@ -99,12 +179,12 @@ def move_to_dead_letter(
     its queue: a permanent failure should not spend the remaining receives."""
     sqs.send_message(
         QueueUrl=dlq_url,
-        MessageBody=message["Body"],
+        MessageBody=body,
         MessageAttributes=dead_letter_attributes(
             reason=reason, source_queue_url=queue_url, receives=receives
         ),
     )
-    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=receipt_handle)
 
 
 class DeleteBatcher:
@@ -115,7 +195,7 @@ class DeleteBatcher:
     redelivery; it saves nearly one request per chunk.
     """
 
-    def __init__(self, sqs: Any, queue_url: str, *, max_age_s: float) -> None:
+    def __init__(self, sqs: SQSClient, queue_url: str, *, max_age_s: float) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
         self.max_age_s = max_age_s
@@ -135,14 +215,10 @@ class DeleteBatcher:
 
     def flush(self) -> None:
         with self.lock:
-            self._flush()
+            pending, self.pending = self.pending, []
+            if pending:
+                delete_batches(self.sqs, self.queue_url, pending)
 
-    def _flush(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[:BATCH], self.pending[BATCH:]
-            entries = [{"Id": str(i), "ReceiptHandle": h} for i, h in enumerate(batch)]
-            resp = self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            for f in resp.get("Failed", []):
-                # An expired receipt means the message was redelivered; the
-                # new holder will count it as a duplicate and delete it.
-                log.warning("delete failed: %s", f.get("Message", f.get("Code")))
+
+def receipt_handles(messages: Sequence[dict[str, Any]]) -> list[str]:
+    return [m["ReceiptHandle"] for m in messages]

@@ -1,4 +1,4 @@
-"""The one source of names, limits and scaling steps.
+"""The one source of limits and scaling steps (names are in `worker.names`).
 
 The CDK stack reads these defaults and overrides them from `cdk.json` context
 (`infra/config.py`); the local mode reads the same context file through
@@ -14,59 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-# Environment variables the worker container reads (set by the stack, or by
-# the local fleet supervisor).
-ENV_BUCKET = "DROVER_BUCKET"
-ENV_TABLE = "DROVER_TABLE"
-ENV_MAP_QUEUE_URL = "DROVER_MAP_QUEUE_URL"
-ENV_REDUCE_QUEUE_URL = "DROVER_REDUCE_QUEUE_URL"
-ENV_CLUSTER = "DROVER_CLUSTER"
-ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
-ENV_VISIBILITY_TIMEOUT_S = "DROVER_VISIBILITY_TIMEOUT_S"
-ENV_WORKER_ID = "DROVER_WORKER_ID"
-
-# CloudFormation outputs that `submit --stack NAME` reads to find a deployed
-# Drover; the stack must export exactly these keys.
-OUTPUT_BUCKET = "BucketName"
-OUTPUT_TABLE = "TableName"
-OUTPUT_MAP_QUEUE_URL = "MapQueueUrl"
-OUTPUT_MAP_DLQ_URL = "MapDeadLetterQueueUrl"
-OUTPUT_REDUCE_QUEUE_URL = "ReduceQueueUrl"
-OUTPUT_REDUCE_DLQ_URL = "ReduceDeadLetterQueueUrl"
-OUTPUT_CLUSTER = "ClusterName"
-OUTPUT_MAP_SERVICE = "MapServiceName"
-OUTPUT_REDUCE_SERVICE = "ReduceServiceName"
-ALL_OUTPUTS = (
-    OUTPUT_BUCKET,
-    OUTPUT_TABLE,
-    OUTPUT_MAP_QUEUE_URL,
-    OUTPUT_MAP_DLQ_URL,
-    OUTPUT_REDUCE_QUEUE_URL,
-    OUTPUT_REDUCE_DLQ_URL,
-    OUTPUT_CLUSTER,
-    OUTPUT_MAP_SERVICE,
-    OUTPUT_REDUCE_SERVICE,
-)
-
-DEFAULT_STACK_NAME = "Drover"
-
-# DynamoDB key schema of the jobs table.
-TABLE_PARTITION_KEY = "pk"
-TABLE_SORT_KEY = "sk"
-TABLE_TTL_ATTRIBUTE = "expires_at"
-JOBS_BY_TIME_INDEX = "jobs-by-time"
-JOBS_BY_TIME_PARTITION_KEY = "listing"
-JOBS_BY_TIME_SORT_KEY = "created_at"
-
-# S3 prefix of intermediate map outputs, expired by a lifecycle rule.
-MAP_OUTPUT_PREFIX = "jobs/"
-# The worker tags every map output object with this tag; the bucket's
-# lifecycle rule expires tagged objects under MAP_OUTPUT_PREFIX after
-# `map_output_expiry_days` (S3 lifecycle filters match prefixes and tags, not
-# patterns such as jobs/*/map/).
-MAP_OUTPUT_TAG_KEY = "drover:kind"
-MAP_OUTPUT_TAG_VALUE = "map-output"
 
 
 @dataclass(frozen=True)
@@ -131,24 +78,18 @@ class Settings:
     visibility_timeout_s: int = 300
     receive_wait_s: int = 20
     # Messages one receive may take. One keeps the fleet balanced when chunks
-    # are few and large; deletes are batched instead (see worker.loop).
+    # are few and large; deletes are batched instead (see worker.queues.DeleteBatcher).
     receive_batch_size: int = 1
     stop_timeout_s: int = 120
     queue_retention_days: int = 4
     dlq_retention_days: int = 14
     map_output_expiry_days: int = 7
-    chunk_record_ttl_days: int = 30
     log_retention_days: int = 30
     scale_out_steps: tuple[ScalingStep, ...] = DEFAULT_SCALE_OUT_STEPS
     scale_in_idle_s: int = 900
     default_chunk_size_bytes: int = 16 * 1024 * 1024
     default_partitions: int = 1
     alarm_email: str | None = None
-
-    @property
-    def heartbeat_s(self) -> float:
-        """How often a busy worker extends its message's visibility."""
-        return max(1.0, self.visibility_timeout_s / 3)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

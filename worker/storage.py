@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from worker.settings import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
+from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 
 
 class MissingObject(LookupError):

@@ -11,7 +11,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from worker.settings import (
+from worker.names import (
     JOBS_BY_TIME_INDEX,
     JOBS_BY_TIME_PARTITION_KEY,
     JOBS_BY_TIME_SORT_KEY,
@@ -30,7 +30,7 @@ ABORT_INCOMPLETE_UPLOADS_DAYS = 1
 
 class Storage(Construct):
     """`bucket` holds job inputs, map outputs and results (layout in
-    `worker.storage`); `table` holds job and chunk records (`worker.accounting`).
+    `worker.storage`); `table` holds job and chunk records (`worker.ledger`).
     """
 
     def __init__(

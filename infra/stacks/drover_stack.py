@@ -20,6 +20,7 @@ from infra.constructs.operations import Operations, Watched
 from infra.constructs.storage import Storage
 from infra.constructs.work_queue import WorkQueue
 from infra.nag import acknowledge, wildcard_resource
+from worker import names
 from worker import settings as cfg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -125,11 +126,11 @@ class DroverStack(Stack):
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
         environment = {
-            cfg.ENV_BUCKET: storage.bucket.bucket_name,
-            cfg.ENV_TABLE: storage.table.table_name,
-            cfg.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
-            cfg.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
-            cfg.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
+            names.ENV_BUCKET: storage.bucket.bucket_name,
+            names.ENV_TABLE: storage.table.table_name,
+            names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
+            names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
+            names.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
         }
         fleet_options = {
             "cluster": cluster,
@@ -162,8 +163,8 @@ class DroverStack(Stack):
             queue=map_work.queue,
             environment={
                 **environment,
-                cfg.ENV_CLUSTER: cluster.cluster_name,
-                cfg.ENV_REDUCE_SERVICE: reducers.service.service_name,
+                names.ENV_CLUSTER: cluster.cluster_name,
+                names.ENV_REDUCE_SERVICE: reducers.service.service_name,
             },
             max_tasks=settings.max_workers,
             **fleet_options,
@@ -193,17 +194,17 @@ class DroverStack(Stack):
         )
 
         outputs = {
-            cfg.OUTPUT_BUCKET: storage.bucket.bucket_name,
-            cfg.OUTPUT_TABLE: storage.table.table_name,
-            cfg.OUTPUT_MAP_QUEUE_URL: map_work.queue.queue_url,
-            cfg.OUTPUT_MAP_DLQ_URL: map_work.dead_letter_queue.queue_url,
-            cfg.OUTPUT_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
-            cfg.OUTPUT_REDUCE_DLQ_URL: reduce_work.dead_letter_queue.queue_url,
-            cfg.OUTPUT_CLUSTER: cluster.cluster_name,
-            cfg.OUTPUT_MAP_SERVICE: mappers.service.service_name,
-            cfg.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
+            names.OUTPUT_BUCKET: storage.bucket.bucket_name,
+            names.OUTPUT_TABLE: storage.table.table_name,
+            names.OUTPUT_MAP_QUEUE_URL: map_work.queue.queue_url,
+            names.OUTPUT_MAP_DLQ_URL: map_work.dead_letter_queue.queue_url,
+            names.OUTPUT_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
+            names.OUTPUT_REDUCE_DLQ_URL: reduce_work.dead_letter_queue.queue_url,
+            names.OUTPUT_CLUSTER: cluster.cluster_name,
+            names.OUTPUT_MAP_SERVICE: mappers.service.service_name,
+            names.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
         }
-        for key in cfg.ALL_OUTPUTS:
+        for key in names.ALL_OUTPUTS:
             CfnOutput(self, key, value=outputs[key])
 
     def _grant_worker(
@@ -227,7 +228,7 @@ class DroverStack(Stack):
                 actions=TABLE_ACTIONS,
                 resources=[
                     storage.table.table_arn,
-                    f"{storage.table.table_arn}/index/{cfg.JOBS_BY_TIME_INDEX}",
+                    f"{storage.table.table_arn}/index/{names.JOBS_BY_TIME_INDEX}",
                 ],
             )
         )

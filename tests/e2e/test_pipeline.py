@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from submit.jobs import fetch_result, job_status, submit_job, wait_for
 from submit.local import LocalDrover, LocalOptions
+from submit.submission import submit_job
+from submit.tracking import fetch_result, job_status, wait_for
 from tests.conftest import reference_grep, reference_wordcount
-from worker.loop import Role
+from worker.ledger import Phase
 from worker.settings import Settings
 
 VOCABULARY = [
@@ -131,7 +132,7 @@ def test_wordcount_and_grep_equal_the_reference(local: LocalDrover, tmp_path: Pa
     grep_result = fetch_result(clients, local.resources, grep.job_id)
     assert grep_result == reference_grep(files, pattern)
     assert len(grep_result) > 10
-    assert local.fleet.peak(Role.MAP) >= 2
+    assert local.fleet.peak(Phase.MAP) >= 2
 
     summary = job_status(clients, local.resources, submitted.job_id).summary
     assert summary is not None
@@ -165,11 +166,11 @@ def test_the_fleet_scales_back_to_zero_when_idle(local: LocalDrover) -> None:
     assert local.fleet is not None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (
-        local.fleet.workers(Role.MAP) or local.fleet.workers(Role.REDUCE)
+        local.fleet.workers(Phase.MAP) or local.fleet.workers(Phase.REDUCE)
     ):
         time.sleep(0.5)
-    assert local.fleet.workers(Role.MAP) == []
-    assert local.fleet.workers(Role.REDUCE) == []
+    assert local.fleet.workers(Phase.MAP) == []
+    assert local.fleet.workers(Phase.REDUCE) == []
 
 
 def test_cli_one_shot_run_writes_the_result(tmp_path: Path) -> None:

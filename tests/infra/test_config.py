@@ -10,7 +10,8 @@ from aws_cdk import App
 
 from infra.build import build
 from infra.config import deployment_from_context
-from worker.settings import DEFAULT_STACK_NAME, Settings, SettingsError, load_context
+from worker.names import DEFAULT_STACK_NAME
+from worker.settings import Settings, SettingsError, load_context
 
 
 @pytest.mark.parametrize(

@@ -7,14 +7,14 @@ import pytest
 
 from tests.infra.conftest import Synthesis
 from tests.infra.lookup import fleet, props, refs, resources
-from worker import settings as cfg
+from worker import names
 
 COMMON_ENV = (
-    cfg.ENV_BUCKET,
-    cfg.ENV_TABLE,
-    cfg.ENV_MAP_QUEUE_URL,
-    cfg.ENV_REDUCE_QUEUE_URL,
-    cfg.ENV_VISIBILITY_TIMEOUT_S,
+    names.ENV_BUCKET,
+    names.ENV_TABLE,
+    names.ENV_MAP_QUEUE_URL,
+    names.ENV_REDUCE_QUEUE_URL,
+    names.ENV_VISIBILITY_TIMEOUT_S,
 )
 
 
@@ -39,15 +39,15 @@ def test_container_runs_the_worker_with_a_120_s_stop_timeout(
 def test_environment_names_the_resources(default: Synthesis) -> None:
     mappers, reducers = fleet(default.raw, "map"), fleet(default.raw, "reduce")
     map_env, reduce_env = mappers.environment(default.raw), reducers.environment(default.raw)
-    assert set(map_env) == {*COMMON_ENV, cfg.ENV_CLUSTER, cfg.ENV_REDUCE_SERVICE}
+    assert set(map_env) == {*COMMON_ENV, names.ENV_CLUSTER, names.ENV_REDUCE_SERVICE}
     assert set(reduce_env) == set(COMMON_ENV)
     for env in (map_env, reduce_env):
-        assert env[cfg.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
-        assert env[cfg.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
-        assert env[cfg.ENV_VISIBILITY_TIMEOUT_S] == str(
+        assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
+        assert env[names.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
+        assert env[names.ENV_VISIBILITY_TIMEOUT_S] == str(
             default.deployment.settings.visibility_timeout_s
         )
-    assert map_env[cfg.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
+    assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
 
 
 def test_logs_are_kept_for_the_configured_days(default: Synthesis) -> None:

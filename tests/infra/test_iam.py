@@ -6,7 +6,7 @@ from typing import Any
 
 from tests.infra.conftest import Synthesis
 from tests.infra.lookup import as_list, fleet, refs, resources
-from worker import settings as cfg
+from worker import names
 
 # Actions that do not support resource-level permissions.
 NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
@@ -72,7 +72,7 @@ def test_workers_read_and_write_the_bucket_and_table(default: Synthesis) -> None
         resources_ = as_list(table_statement["Resource"])
         assert {"Fn::GetAtt": [table, "Arn"]} in resources_
         index = {
-            "Fn::Join": ["", [{"Fn::GetAtt": [table, "Arn"]}, f"/index/{cfg.JOBS_BY_TIME_INDEX}"]]
+            "Fn::Join": ["", [{"Fn::GetAtt": [table, "Arn"]}, f"/index/{names.JOBS_BY_TIME_INDEX}"]]
         }
         assert index in resources_
         (protection,) = statements_with(statements, "ecs:UpdateTaskProtection")

@@ -7,12 +7,12 @@ import pytest
 
 from tests.infra.conftest import Synthesis
 from tests.infra.lookup import fleet, props, resources
-from worker import settings as cfg
+from worker import names
 
 
 def test_outputs_are_exactly_what_submit_reads(default: Synthesis, variant: Synthesis) -> None:
     for s in (default, variant):
-        assert sorted(s.raw["Outputs"]) == sorted(cfg.ALL_OUTPUTS)
+        assert sorted(s.raw["Outputs"]) == sorted(names.ALL_OUTPUTS)
 
 
 def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
@@ -25,15 +25,15 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
         if "LoggingConfiguration" in v["Properties"]
     ]
     expected = {
-        cfg.OUTPUT_BUCKET: {"Ref": bucket},
-        cfg.OUTPUT_TABLE: {"Ref": table},
-        cfg.OUTPUT_MAP_QUEUE_URL: {"Ref": mappers.queue},
-        cfg.OUTPUT_MAP_DLQ_URL: {"Ref": mappers.dead_letter_queue},
-        cfg.OUTPUT_REDUCE_QUEUE_URL: {"Ref": reducers.queue},
-        cfg.OUTPUT_REDUCE_DLQ_URL: {"Ref": reducers.dead_letter_queue},
-        cfg.OUTPUT_CLUSTER: {"Ref": cluster},
-        cfg.OUTPUT_MAP_SERVICE: {"Fn::GetAtt": [mappers.service, "Name"]},
-        cfg.OUTPUT_REDUCE_SERVICE: {"Fn::GetAtt": [reducers.service, "Name"]},
+        names.OUTPUT_BUCKET: {"Ref": bucket},
+        names.OUTPUT_TABLE: {"Ref": table},
+        names.OUTPUT_MAP_QUEUE_URL: {"Ref": mappers.queue},
+        names.OUTPUT_MAP_DLQ_URL: {"Ref": mappers.dead_letter_queue},
+        names.OUTPUT_REDUCE_QUEUE_URL: {"Ref": reducers.queue},
+        names.OUTPUT_REDUCE_DLQ_URL: {"Ref": reducers.dead_letter_queue},
+        names.OUTPUT_CLUSTER: {"Ref": cluster},
+        names.OUTPUT_MAP_SERVICE: {"Fn::GetAtt": [mappers.service, "Name"]},
+        names.OUTPUT_REDUCE_SERVICE: {"Fn::GetAtt": [reducers.service, "Name"]},
     }
     assert {k: v["Value"] for k, v in default.raw["Outputs"].items()} == expected
 
@@ -41,7 +41,7 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
 def test_stack_name_defaults_to_what_submit_looks_for(
     default: Synthesis, variant: Synthesis
 ) -> None:
-    assert default.stack.stack_name == cfg.DEFAULT_STACK_NAME
+    assert default.stack.stack_name == names.DEFAULT_STACK_NAME
     assert variant.stack.stack_name == "DroverVariant"
 
 

@@ -8,7 +8,7 @@ from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synthesis
 from tests.infra.lookup import fleet, props, refs, resources
-from worker import settings as cfg
+from worker import names
 
 DAY_S = 24 * 60 * 60
 
@@ -90,9 +90,12 @@ def test_job_bucket_logs_access_and_expires_map_outputs(default: Synthesis) -> N
                         {
                             "Id": "ExpireMapOutputs",
                             "Status": "Enabled",
-                            "Prefix": cfg.MAP_OUTPUT_PREFIX,
+                            "Prefix": names.MAP_OUTPUT_PREFIX,
                             "TagFilters": [
-                                {"Key": cfg.MAP_OUTPUT_TAG_KEY, "Value": cfg.MAP_OUTPUT_TAG_VALUE}
+                                {
+                                    "Key": names.MAP_OUTPUT_TAG_KEY,
+                                    "Value": names.MAP_OUTPUT_TAG_VALUE,
+                                }
                             ],
                             "ExpirationInDays": settings.map_output_expiry_days,
                         },
@@ -119,32 +122,32 @@ def test_jobs_table(default: Synthesis) -> None:
             "Properties": {
                 "BillingMode": "PAY_PER_REQUEST",
                 "KeySchema": [
-                    {"AttributeName": cfg.TABLE_PARTITION_KEY, "KeyType": "HASH"},
-                    {"AttributeName": cfg.TABLE_SORT_KEY, "KeyType": "RANGE"},
+                    {"AttributeName": names.TABLE_PARTITION_KEY, "KeyType": "HASH"},
+                    {"AttributeName": names.TABLE_SORT_KEY, "KeyType": "RANGE"},
                 ],
                 "AttributeDefinitions": Match.array_with(
                     [
                         {"AttributeName": name, "AttributeType": "S"}
                         for name in (
-                            cfg.TABLE_PARTITION_KEY,
-                            cfg.TABLE_SORT_KEY,
-                            cfg.JOBS_BY_TIME_PARTITION_KEY,
-                            cfg.JOBS_BY_TIME_SORT_KEY,
+                            names.TABLE_PARTITION_KEY,
+                            names.TABLE_SORT_KEY,
+                            names.JOBS_BY_TIME_PARTITION_KEY,
+                            names.JOBS_BY_TIME_SORT_KEY,
                         )
                     ]
                 ),
                 "GlobalSecondaryIndexes": [
                     {
-                        "IndexName": cfg.JOBS_BY_TIME_INDEX,
+                        "IndexName": names.JOBS_BY_TIME_INDEX,
                         "KeySchema": [
-                            {"AttributeName": cfg.JOBS_BY_TIME_PARTITION_KEY, "KeyType": "HASH"},
-                            {"AttributeName": cfg.JOBS_BY_TIME_SORT_KEY, "KeyType": "RANGE"},
+                            {"AttributeName": names.JOBS_BY_TIME_PARTITION_KEY, "KeyType": "HASH"},
+                            {"AttributeName": names.JOBS_BY_TIME_SORT_KEY, "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
                     }
                 ],
                 "TimeToLiveSpecification": {
-                    "AttributeName": cfg.TABLE_TTL_ATTRIBUTE,
+                    "AttributeName": names.TABLE_TTL_ATTRIBUTE,
                     "Enabled": True,
                 },
                 "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},

@@ -20,10 +20,12 @@ import pytest
 from moto.core.base_backend import BackendDict
 
 import tests.reliability.jobs  # noqa: F401  (registers the test jobs here too)
+from submit.clients import Clients
 from submit.embedded import EmbeddedAWS, local_client, local_env, provision
-from submit.jobs import Clients, JobStatus, submit_job, wait_for
 from submit.resources import LocalState, Resources, state_path
-from worker.accounting import Accounting
+from submit.submission import submit_job
+from submit.tracking import JobStatus, wait_for
+from worker.ledger.admin import Admin
 from worker.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -69,8 +71,8 @@ class Stack:
     started: int = 0
 
     @property
-    def accounting(self) -> Accounting:
-        return self.clients.accounting(self.resources)
+    def ledger(self) -> Admin:
+        return self.clients.ledger(self.resources)
 
     def worker(
         self, role: str, *, burst: bool = False, stop_timeout_s: float = 30, name: str = ""

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from submit import dlq
-from submit.jobs import fetch_result, job_status
+from submit.tracking import fetch_result, job_status
 from tests.conftest import reference_wordcount
 from tests.reliability.conftest import Stack, until, write_corpus
+from worker.ledger import Phase
 from worker.messages import SCHEMA_VERSION
 
 
@@ -40,7 +41,7 @@ def map_message(stack: Stack, job_id: str, *, job: str = "wordcount", **piece: i
 
 
 def create_job(stack: Stack, job_id: str) -> None:
-    stack.accounting.create_job(
+    stack.ledger.create_job(
         job_id=job_id,
         job="wordcount",
         params={},
@@ -114,5 +115,5 @@ def test_each_bad_message_is_dead_lettered_with_its_reason(make_stack, tmp_path:
         assert error in failed["last_error"]
         assert failed["worker"].startswith("test-map-")
     # A message of no job leaves no record behind it.
-    assert stack.accounting.get_job("j-ghost") is None
-    assert list(stack.accounting.chunk_items("j-ghost")) == []
+    assert stack.ledger.job("j-ghost") is None
+    assert stack.ledger.items("j-ghost", Phase.MAP) == []

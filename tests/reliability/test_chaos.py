@@ -10,12 +10,12 @@ import signal
 import threading
 from pathlib import Path
 
-from submit.jobs import fetch_result, submit_job, wait_for
 from submit.local import LocalDrover, LocalOptions
+from submit.submission import submit_job
+from submit.tracking import fetch_result, wait_for
 from tests.conftest import reference_wordcount
 from tests.reliability.conftest import log_lines, until, write_corpus
-from worker.accounting import CHUNK_DONE
-from worker.loop import Role
+from worker.ledger import ItemState, Phase
 from worker.settings import Settings
 
 
@@ -32,7 +32,7 @@ class Killer:
     def run(self) -> None:
         assert self.drover.fleet is not None
         while not self.stop.wait(self.rng.uniform(0.7, 1.3)):
-            alive = [p for p in self.drover.fleet.workers(Role.MAP) if p.poll() is None]
+            alive = [p for p in self.drover.fleet.workers(Phase.MAP) if p.poll() is None]
             if alive:
                 self.rng.choice(alive).send_signal(signal.SIGKILL)
                 self.kills += 1
@@ -97,7 +97,7 @@ def test_a_job_survives_a_worker_killed_every_second(tmp_path: Path) -> None:
             return True
 
         until(empty, timeout_s=120, what="every queue and DLQ empty")
-        items = list(clients.accounting(resources).chunk_items(submitted.job_id))
+        items = clients.ledger(resources).items(submitted.job_id, Phase.MAP)
 
     chunks = submitted.chunks
     # Every receive of a map message that was not its first, from the
@@ -108,7 +108,7 @@ def test_a_job_survives_a_worker_killed_every_second(tmp_path: Path) -> None:
         if (m := re.search(r" chunk \d+ receive=(\d+): start", line))
     ]
     redeliveries = sum(1 for r in receives if r > 1)
-    counted_late = sum(1 for i in items if int(i["attempts"]) > 1)
+    counted_late = sum(1 for i in items if i.attempts > 1)
     same = result == reference_wordcount(files)
     print(
         f"\nchaos: {chunks} chunks, {killer.kills} kills, {redeliveries} redeliveries "
@@ -120,6 +120,6 @@ def test_a_job_survives_a_worker_killed_every_second(tmp_path: Path) -> None:
     assert status.state == "SUCCEEDED", status
     assert same
     assert (status.done, status.expected) == (chunks, chunks)
-    assert sorted(int(i["sk"].split("#")[1]) for i in items) == list(range(chunks))
-    assert all(i["state"] == CHUNK_DONE for i in items)
+    assert [i.key.number for i in items] == list(range(chunks))
+    assert all(i.state is ItemState.DONE for i in items)
     assert killer.kills >= 10, "the job ended before the chaos began"

@@ -11,7 +11,7 @@ import pytest
 
 from submit.cli import EXIT_FAILED, EXIT_USAGE, main
 from tests.reliability.conftest import Stack, write_corpus
-from worker.accounting import Outcome
+from worker.ledger import ItemKey, ItemState, JobState, Outcome
 from worker.messages import MapTask, ReduceTask, from_json
 from worker.queues import dead_letter_attributes, move_to_dead_letter
 
@@ -44,28 +44,34 @@ def failed_map_job(stack: Stack, tmp_path: Path) -> tuple[str, int]:
     the DLQ, as a worker leaves it) and the rest dropped by the workers."""
     files = write_corpus(tmp_path / "in", files=3, lines=30, seed=2)
     job_id = stack.submit(list(files), "wordcount", {}, chunk_size_bytes=400)
-    chunks = stack.accounting.get_job(job_id)["expected"]
+    chunks = stack.ledger.require(job_id).expected
     assert chunks >= 3
     url = stack.resources.map_queue_url
     for message in receive_all(stack, url, chunks):
         task = from_json(message["Body"])
         assert isinstance(task, MapTask)
         if task.chunk == 1:
-            assert stack.accounting.record_chunk_failure(
-                job_id, 1, attempts=3, error="RuntimeError: boom", worker_id="w-7", final=True
+            assert stack.ledger.record_failure(
+                job_id,
+                ItemKey.chunk(1),
+                attempts=3,
+                error="RuntimeError: boom",
+                worker_id="w-7",
+                final=True,
             )
             move_to_dead_letter(
                 stack.clients.sqs,
                 queue_url=url,
                 dlq_url=stack.resources.map_dlq_url,
-                message=message,
+                body=message["Body"],
+                receipt_handle=message["ReceiptHandle"],
                 reason="RuntimeError: boom",
                 receives=3,
             )
             continue
         if task.chunk == 0:
-            outcome = stack.accounting.complete_chunk(
-                job_id, 0, attempts=1, worker_id="w-1", map_seconds=0.1
+            outcome = stack.ledger.complete(
+                job_id, ItemKey.chunk(0), attempts=1, worker="w-1", map_seconds=0.1
             )
             assert outcome is Outcome.COUNTED
         stack.clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -141,7 +147,7 @@ def test_redrive_dry_run_changes_nothing_then_redrive_resumes(
     assert (resumed["from_state"], resumed["to_state"]) == ("FAILED", "RUNNING")
     assert stack.depth(stack.resources.map_dlq_url)[0] == 2
     assert stack.depth(stack.resources.map_queue_url)[0] == 0
-    assert stack.accounting.get_job(job_id)["state"] == "FAILED"
+    assert stack.ledger.require(job_id).state == "FAILED"
 
     code, report, _ = cli(capsys, "dlq", "redrive", "--all", "--json")
     assert code == 0
@@ -150,10 +156,11 @@ def test_redrive_dry_run_changes_nothing_then_redrive_resumes(
     # Chunks 1.. again, from the plan, and the malformed message as it was.
     assert stack.depth(stack.resources.map_queue_url)[0] == chunks - 1 + 1
     assert stack.depth(stack.resources.map_dlq_url) == (0, 0)
-    job = stack.accounting.get_job(job_id)
-    assert job["state"] == "RUNNING" and "error" not in job and "failed_chunks" not in job
-    (item,) = [i for i in stack.accounting.chunk_items(job_id) if i["sk"].endswith("001")]
-    assert (item["state"], item["last_error"]) == ("RETRYING", "RuntimeError: boom")
+    job = stack.ledger.require(job_id)
+    assert job.state is JobState.RUNNING and job.error is None and job.failed_chunks == 0
+    item = stack.ledger.item(job_id, ItemKey.chunk(1))
+    assert item is not None
+    assert (item.state, item.last_error) == (ItemState.RETRYING, "RuntimeError: boom")
 
 
 def test_purge_asks_for_yes_and_keeps_the_record(
@@ -177,7 +184,7 @@ def test_retry_then_cancel(
     job_id, chunks = failed_map_job(stack, tmp_path)
     code, dry, _ = cli(capsys, "retry", job_id, "--dry-run", "--json")
     assert (code, dry["dry_run"], dry["resent"]) == (0, True, list(range(1, chunks)))
-    assert stack.accounting.get_job(job_id)["state"] == "FAILED"
+    assert stack.ledger.require(job_id).state == "FAILED"
 
     code, text, _ = cli(capsys, "retry", job_id)
     assert code == 0 and f"job {job_id}: go from FAILED to RUNNING" in text
@@ -206,11 +213,16 @@ def test_retry_of_a_failed_reduce_resends_the_partitions_not_done(
 ) -> None:
     files = write_corpus(tmp_path / "in", files=1, lines=10, seed=4)
     job_id = stack.submit(list(files), "wordcount", {}, chunk_size_bytes=1 << 20, partitions=3)
-    acc = stack.accounting
-    assert acc.complete_chunk(job_id, 0, attempts=1, worker_id="w", map_seconds=0) is (Outcome.LAST)
-    assert acc.complete_partition(job_id, 1, summary={}, worker_id="r") is Outcome.COUNTED
-    assert acc.record_partition_failure(
-        job_id, 2, attempts=3, error="MissingObject: gone", worker_id="r", final=True
+    acc = stack.ledger
+    assert acc.complete(job_id, ItemKey.chunk(0), attempts=1, worker="w") is Outcome.LAST
+    assert acc.complete(job_id, ItemKey.partition(1), summary={}, worker="r") is Outcome.COUNTED
+    assert acc.record_failure(
+        job_id,
+        ItemKey.partition(2),
+        attempts=3,
+        error="MissingObject: gone",
+        worker_id="r",
+        final=True,
     )
     status = cli(capsys, "status", job_id, "--json")[1]
     assert status["state"] == "FAILED" and "partition 2" in status["error"]
@@ -226,7 +238,7 @@ def test_retry_of_a_failed_reduce_resends_the_partitions_not_done(
     tasks = sorted((from_json(m["Body"]) for m in bodies), key=lambda t: t.partition)
     assert all(isinstance(t, ReduceTask) and t.chunks == 1 for t in tasks)
     assert [t.partition for t in tasks] == [0, 2]
-    assert acc.get_job(job_id)["state"] == "REDUCING"
+    assert acc.require(job_id).state is JobState.REDUCING
     # Reducing again, nothing failed: there is nothing to retry.
     code, _, err = cli(capsys, "retry", job_id, "--json")
     assert code == EXIT_FAILED and "REDUCING and nothing of it failed" in err
@@ -237,11 +249,16 @@ def test_retry_of_a_running_job_resends_only_its_failed_chunks(
 ) -> None:
     files = write_corpus(tmp_path / "in", files=3, lines=30, seed=2)
     job_id = stack.submit(list(files), "wordcount", {}, chunk_size_bytes=400, max_failures=5)
-    acc = stack.accounting
-    assert not acc.record_chunk_failure(
-        job_id, 1, attempts=3, error="OSError: flaky disk", worker_id="w", final=True
+    acc = stack.ledger
+    assert not acc.record_failure(
+        job_id,
+        ItemKey.chunk(1),
+        attempts=3,
+        error="OSError: flaky disk",
+        worker_id="w",
+        final=True,
     )
-    assert acc.get_job(job_id)["failed_chunks"] == 1
+    assert acc.require(job_id).failed_chunks == 1
     queued = stack.depth(stack.resources.map_queue_url)[0]
 
     code, resumed, _ = cli(capsys, "retry", job_id, "--json")
@@ -252,5 +269,5 @@ def test_retry_of_a_running_job_resends_only_its_failed_chunks(
         [1],
     )
     assert stack.depth(stack.resources.map_queue_url)[0] == queued + 1
-    job = acc.get_job(job_id)
-    assert job["state"] == "RUNNING" and "failed_chunks" not in job
+    job = acc.require(job_id)
+    assert job.state is JobState.RUNNING and job.failed_chunks == 0

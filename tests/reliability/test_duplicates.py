@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from submit.jobs import fetch_result, job_status
+from submit.tracking import fetch_result, job_status
 from tests.conftest import reference_wordcount
 from tests.reliability.conftest import log_lines, write_corpus
 from worker import storage
-from worker.accounting import CHUNK_DONE, REDUCING
+from worker.ledger import ItemState, JobState, Phase
 from worker.queues import send_batches
 from worker.triggers import trigger_reduce
 
@@ -29,21 +29,12 @@ def test_three_copies_of_every_chunk_and_two_reduce_triggers(make_stack, tmp_pat
     maps = [stack.worker("map", burst=True) for _ in range(2)]
     for proc, _ in maps:
         assert proc.wait(timeout=180) == 0
-    job = stack.accounting.get_job(job_id)
+    job = stack.ledger.job(job_id)
     assert job is not None
-    assert (job["state"], job["done"], job["expected"]) == (REDUCING, chunks, chunks)
+    assert (job.state, job.done, job.expected) == (JobState.REDUCING, chunks, chunks)
 
     # The reduce, triggered by the last chunk, triggered once more.
-    trigger_reduce(
-        stack.clients.sqs,
-        stack.resources.reduce_queue_url,
-        job_id=job_id,
-        job="wordcount",
-        params={},
-        partitions=3,
-        chunks=chunks,
-        bucket=stack.resources.bucket,
-    )
+    trigger_reduce(stack.clients.sqs, stack.resources.reduce_queue_url, job)
     reducer, reduce_log = stack.worker("reduce", burst=True)
     assert reducer.wait(timeout=180) == 0
 
@@ -51,9 +42,9 @@ def test_three_copies_of_every_chunk_and_two_reduce_triggers(make_stack, tmp_pat
     assert status.state == "SUCCEEDED"
     assert (status.done, status.reduced) == (chunks, 3)
     assert fetch_result(stack.clients, stack.resources, job_id) == reference_wordcount(files)
-    items = list(stack.accounting.chunk_items(job_id))
-    assert sorted(int(i["sk"].split("#")[1]) for i in items) == list(range(chunks))
-    assert all(i["state"] == CHUNK_DONE for i in items)
+    items = stack.ledger.items(job_id, Phase.MAP)
+    assert [i.key.number for i in items] == list(range(chunks))
+    assert all(i.state is ItemState.DONE for i in items)
 
     map_lines = log_lines(*(log for _, log in maps))
     counted = [line for line in map_lines if ": counted in" in line or ": last in" in line]

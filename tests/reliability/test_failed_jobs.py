@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 from submit import dlq, recovery
-from submit.jobs import fetch_result, job_status, wait_for
 from submit.local import LocalDrover, LocalOptions
+from submit.tracking import fetch_result, job_status, wait_for
 from tests.conftest import reference_wordcount
 from tests.reliability.conftest import JOB_MODULES, log_lines, until, write_corpus
 from worker import storage
-from worker.accounting import CANCELLED, CHUNK_DONE, CHUNK_FAILED
+from worker.ledger import ItemKey, ItemState, JobState, Phase
+from worker.ledger.admin import JobStateError
 from worker.settings import Settings
+
+CANCELLED = JobState.CANCELLED
 
 POISON = "test-poison-wordcount"
 
@@ -80,7 +83,7 @@ def test_a_poison_chunk_fails_the_job_and_retry_finishes_it(
     assert "every other chunk is done" in (status.error or "")
 
     (letter,) = dlq.list_dead_letters(clients, resources, job_id=submitted)
-    assert (letter.chunk, letter.receives) == (poisoned, 3)
+    assert (letter.item, letter.receives) == (ItemKey.chunk(poisoned), 3)
     assert letter.error == "RuntimeError: poisoned chunk"
 
     marker.unlink()
@@ -99,7 +102,7 @@ def test_a_poison_chunk_fails_the_job_and_retry_finishes_it(
 
 
 def recovery_submit(clients, resources, files, marker: Path, *, max_failures: int) -> str:
-    from submit.jobs import submit_job
+    from submit.submission import submit_job
 
     return submit_job(
         clients,
@@ -126,7 +129,7 @@ def test_max_failures_stops_the_job_early_and_retry_resends_the_rest(
     marker.touch()
     files = poisoned_corpus(tmp_path / "in", poisoned=4, clean=8)
     job_id = recovery_submit(stack.clients, stack.resources, files, marker, max_failures=1)
-    expected = stack.accounting.get_job(job_id)["expected"]
+    expected = stack.ledger.require(job_id).expected
     assert len(poisoned_chunks(stack.clients.s3, stack.resources.bucket, job_id)) == 4
     # One worker: every message passes through the same hands, in turn.
     worker, log = stack.worker("map")
@@ -143,9 +146,9 @@ def test_max_failures_stops_the_job_early_and_retry_resends_the_rest(
     status = job_status(stack.clients, stack.resources, job_id)
     # Stopped early: the other two poisoned chunks, at least, never ran.
     assert status.done + len(status.failed_chunks) <= expected - 2
-    items = list(stack.accounting.chunk_items(job_id))
-    assert sum(i["state"] == CHUNK_DONE for i in items) == status.done
-    assert sum(i["state"] == CHUNK_FAILED for i in items) == 2
+    items = stack.ledger.items(job_id, Phase.MAP)
+    assert sum(i.state is ItemState.DONE for i in items) == status.done
+    assert sum(i.state is ItemState.FAILED for i in items) == 2
     assert len(items) == status.done + 2, "a dropped chunk left a record"
     assert any("job FAILED, dropped unread" in line for line in log_lines(log))
 
@@ -164,11 +167,11 @@ def test_cancel_drops_the_remaining_chunks_uncounted(make_stack, tmp_path: Path)
     job_id = stack.submit(
         list(files), "test-slow-wordcount", {"seconds": 0.25}, chunk_size_bytes=300
     )
-    expected = stack.accounting.get_job(job_id)["expected"]
+    expected = stack.ledger.require(job_id).expected
     assert expected >= 30
     _, log = stack.worker("map")
     until(
-        lambda: stack.accounting.get_job(job_id)["done"] >= 3,
+        lambda: stack.ledger.require(job_id).done >= 3,
         timeout_s=120,
         what="a few chunks done",
     )
@@ -184,8 +187,8 @@ def test_cancel_drops_the_remaining_chunks_uncounted(make_stack, tmp_path: Path)
     assert status.state == CANCELLED
     # A chunk in hand when the job was cancelled may still have counted.
     assert status.done <= cancelled["done"] + 1 < expected
-    done_items = [i for i in stack.accounting.chunk_items(job_id) if i["state"] == CHUNK_DONE]
+    done_items = stack.ledger.items(job_id, Phase.MAP, ItemState.DONE)
     assert len(done_items) == status.done
     assert any("job CANCELLED, dropped unread" in line for line in log_lines(log))
-    with pytest.raises(recovery.RecoveryError, match="cancelled"):
+    with pytest.raises(JobStateError, match="cancelled"):
         recovery.retry(stack.clients, stack.resources, job_id)

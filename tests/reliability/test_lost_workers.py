@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from submit.cli import main
-from submit.jobs import fetch_result, job_status
+from submit.tracking import fetch_result, job_status
 from tests.conftest import reference_wordcount
 from tests.reliability.conftest import log_lines, until, write_corpus
-from worker.accounting import PENDING, RUNNING
+from worker.ledger import JobState
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
@@ -62,7 +62,10 @@ def test_a_chunk_whose_workers_keep_dying_fails_the_job_visibly(
         what="SQS to move the chunk to the DLQ",
     )
     # Nobody said anything: as far as the table knows, the job is under way.
-    assert job_status(stack.clients, stack.resources, job_id).state in (PENDING, RUNNING)
+    assert job_status(stack.clients, stack.resources, job_id).state in (
+        JobState.PENDING,
+        JobState.RUNNING,
+    )
 
     # `wait` looks at the DLQs every few seconds and finds it.
     code, waited = run(capsys, "wait", job_id, "--timeout", "90", "--json")

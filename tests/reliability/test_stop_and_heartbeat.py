@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 
 from tests.reliability.conftest import Stack, log_lines, until, write_corpus
-from worker.accounting import CHUNK_DONE
-from worker.loop import EXIT_FORCED, EXIT_OK, EXIT_RETURNED
+from worker.consumer import EXIT_FORCED, EXIT_OK
+from worker.keepalive import EXIT_RETURNED
+from worker.ledger import ItemState, Phase
 
 SLOW = "test-slow-wordcount"
 
@@ -35,8 +36,8 @@ def test_a_chunk_longer_than_the_visibility_timeout_runs_once(make_stack, tmp_pa
     starts = [line for line in log_lines(log_a, log_b) if ": start" in line]
     assert len(starts) == 1, starts
     assert "receive=1" in starts[0]
-    (chunk,) = stack.accounting.chunk_items(job_id)
-    assert (chunk["state"], chunk["attempts"]) == (CHUNK_DONE, 1)
+    (chunk,) = stack.ledger.items(job_id, Phase.MAP)
+    assert (chunk.state, chunk.attempts) == (ItemState.DONE, 1)
 
 
 def test_sigterm_hands_back_a_chunk_that_cannot_finish_in_time(make_stack, tmp_path: Path) -> None:
@@ -62,8 +63,8 @@ def test_sigterm_hands_back_a_chunk_that_cannot_finish_in_time(make_stack, tmp_p
     stack.worker("map")
     stack.worker("reduce")
     assert stack.wait(job_id).state == "SUCCEEDED"
-    (chunk,) = stack.accounting.chunk_items(job_id)
-    assert chunk["attempts"] == 2
+    (chunk,) = stack.ledger.items(job_id, Phase.MAP)
+    assert chunk.attempts == 2
 
 
 def test_sigterm_lets_a_short_chunk_finish_then_exits(make_stack, tmp_path: Path) -> None:
@@ -79,8 +80,8 @@ def test_sigterm_lets_a_short_chunk_finish_then_exits(make_stack, tmp_path: Path
     assert "done=1" in lines[-1]  # the summary line
     # Finished and deleted before exiting: nothing waits for a redelivery.
     assert stack.depth(stack.resources.map_queue_url) == (0, 0)
-    job = stack.accounting.get_job(job_id)
-    assert job is not None and job["done"] == 1
+    job = stack.ledger.job(job_id)
+    assert job is not None and job.done == 1
 
 
 def test_a_second_signal_exits_at_once(make_stack, tmp_path: Path) -> None:

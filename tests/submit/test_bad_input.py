@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from submit.cli import EXIT_USAGE, main
-from submit.jobs import Clients, submit_job
+from submit.clients import Clients
+from submit.errors import UsageError
 from submit.resources import Resources
 from submit.splitting import InputError
+from submit.submission import submit_job
 from worker.jobs import JobError
 
 
@@ -27,8 +29,8 @@ def queued(clients: Clients, resources: Resources) -> int:
         ({"job": "sort"}, JobError, "unknown job 'sort'"),
         ({"job": "grep", "params": {"pattern": "(["}}, JobError, "invalid pattern"),
         ({"job": "grep", "params": {}}, JobError, "needs --pattern"),
-        ({"chunk_size_bytes": 0}, ValueError, "chunk size must be positive"),
-        ({"partitions": 0}, ValueError, "partitions must be from 1"),
+        ({"chunk_size_bytes": 0}, UsageError, "chunk size must be positive"),
+        ({"partitions": 0}, UsageError, "partitions must be from 1"),
     ],
 )
 def test_submit_rejects_before_enqueueing(
@@ -69,7 +71,10 @@ def test_submit_rejects_before_enqueueing(
             "size must be positive",
         ),
         (["run", "--local", "--job", "wordcount", "--chunk-size", "lots", "{good}"], "not a size"),
-        (["run", "--local", "--job", "sort", "{good}"], "invalid choice: 'sort'"),
+        (
+            ["run", "--local", "--job", "sort", "{good}"],
+            "unknown job 'sort' (known: ",
+        ),
         (["run", "--local", "--job", "wordcount", "s3://b/k"], "local files only"),
     ],
 )

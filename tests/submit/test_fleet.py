@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from submit.clients import Clients
 from submit.fleet import Fleet, Pool
-from submit.jobs import Clients
 from submit.resources import Resources
-from worker.loop import Role
+from worker.ledger import Phase
 from worker.settings import DEFAULT_SCALE_OUT_STEPS, load
 
 
@@ -56,14 +56,14 @@ def test_one_message_wakes_a_fleet_at_zero_and_it_grows_to_its_maximum(
     fleet: Fleet, clients: Clients, resources: Resources
 ) -> None:
     fleet.step()
-    assert len(fleet.workers(Role.MAP)) == 0
+    assert len(fleet.workers(Phase.MAP)) == 0
     send(clients, resources.map_queue_url, 1)
     fleet.step()
-    assert len(fleet.workers(Role.MAP)) == 1
+    assert len(fleet.workers(Phase.MAP)) == 1
     for _ in range(6):
         fleet.step()
-    assert len(fleet.workers(Role.MAP)) == 4
-    assert fleet.workers(Role.REDUCE) == []
+    assert len(fleet.workers(Phase.MAP)) == 4
+    assert fleet.workers(Phase.REDUCE) == []
 
 
 def test_deep_backlogs_add_workers_faster(
@@ -71,7 +71,7 @@ def test_deep_backlogs_add_workers_faster(
 ) -> None:
     send(clients, resources.map_queue_url, 120)
     fleet.step()
-    assert len(fleet.workers(Role.MAP)) == 2
+    assert len(fleet.workers(Phase.MAP)) == 2
 
 
 def test_in_flight_work_keeps_workers_and_an_empty_backlog_releases_them(
@@ -82,28 +82,28 @@ def test_in_flight_work_keeps_workers_and_an_empty_backlog_releases_them(
     held = clients.sqs.receive_message(QueueUrl=resources.map_queue_url)["Messages"][0]
     for _ in range(3):
         fleet.step()  # nothing visible, one in flight: no change
-    assert len(fleet.workers(Role.MAP)) == 1
+    assert len(fleet.workers(Phase.MAP)) == 1
     clients.sqs.delete_message(
         QueueUrl=resources.map_queue_url, ReceiptHandle=held["ReceiptHandle"]
     )
     fleet.step()  # idle from now; the idle window is zero here
     fleet.step()
-    assert fleet.workers(Role.MAP) == []
+    assert fleet.workers(Phase.MAP) == []
 
 
 def test_a_dead_worker_is_replaced(fleet: Fleet, clients: Clients, resources: Resources) -> None:
     send(clients, resources.map_queue_url, 1)
     fleet.step()
-    (worker,) = fleet.workers(Role.MAP)
+    (worker,) = fleet.workers(Phase.MAP)
     worker.kill()
     worker.wait()
     fleet.step()
-    (replacement,) = fleet.workers(Role.MAP)[:1]
+    (replacement,) = fleet.workers(Phase.MAP)[:1]
     assert replacement.pid != worker.pid and replacement.poll() is None
 
 
 def test_wake_starts_workers_before_the_queue_shows_depth(fleet: Fleet) -> None:
-    fleet.wake(Role.MAP, 3)
-    assert len(fleet.workers(Role.MAP)) == 3
-    fleet.wake(Role.MAP, 10)
-    assert len(fleet.workers(Role.MAP)) == 4
+    fleet.wake(Phase.MAP, 3)
+    assert len(fleet.workers(Phase.MAP)) == 3
+    fleet.wake(Phase.MAP, 10)
+    assert len(fleet.workers(Phase.MAP)) == 4

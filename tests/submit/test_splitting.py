@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from submit.jobs import Clients
+from submit.clients import Clients
 from submit.splitting import (
     MAX_PIECES_PER_CHUNK,
     InputError,

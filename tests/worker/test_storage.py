@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from submit.jobs import Clients
+from submit.clients import Clients
 from submit.resources import Resources
 from worker import storage
-from worker.settings import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
+from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 
 
 def test_map_outputs_are_tagged_for_expiry_and_results_are_not(

@@ -73,7 +73,8 @@ def _sigma_regions(data: bytes) -> list[tuple[int, int]]:
                 lo = m.end()
                 break
             window = 0 if at - window <= 0 else window * 4
-        hi = _TO_BOUNDARY.match(data, at).end()
+        # The pattern matches the empty string, so it always matches.
+        hi = _TO_BOUNDARY.match(data, at).end()  # type: ignore[union-attr]
         if regions and lo <= regions[-1][1]:
             regions[-1] = (regions[-1][0], hi)
         else:

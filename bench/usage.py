@@ -1,12 +1,13 @@
 """What a process asked of AWS and of its machine, for the benchmark.
 
-With DROVER_REQUEST_LOG set to a directory, every client made through
-`worker.clients.client` or `submit.embedded.local_client` counts its HTTP
-requests (retries included, as AWS bills them) per service and operation,
-through botocore's `before-send` event, and the items of its DynamoDB
-transactions (each costs two write units); at exit the process writes them,
-with its CPU seconds and peak resident memory, to `<directory>/<pid>.json`.
-Unset, nothing is registered and nothing is written.
+The benchmark injects this into every process of the run it measures (the
+CLI, the embedded AWS, each worker) through `bench/inject/sitecustomize.py`
+and DROVER_REQUEST_LOG, a directory: every botocore client the process makes
+counts its HTTP requests (retries included, as AWS bills them) per service
+and operation, through botocore's `before-send` event, and the items of its
+DynamoDB transactions (each costs two write units); at exit the process
+writes them, with its CPU seconds and peak resident memory, to
+`<directory>/<pid>.json`. Production code knows nothing of it.
 """
 
 from __future__ import annotations
@@ -44,22 +45,30 @@ def _count_items(event_name: str, params: dict[str, Any], **kwargs: Any) -> None
 
 
 def watch(client: Any) -> Any:
-    """The client, counting its requests when DROVER_REQUEST_LOG is set."""
-    directory = os.environ.get(ENV_REQUEST_LOG)
-    if directory:
-        _write_at_exit(Path(directory))
-        client.meta.events.register("before-send", _count)
-        client.meta.events.register(
-            "before-parameter-build.dynamodb.TransactWriteItems", _count_items
-        )
+    """Count the client's requests."""
+    client.meta.events.register("before-send", _count)
+    client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", _count_items)
     return client
 
 
-def _write_at_exit(directory: Path) -> None:
+def install() -> None:
+    """Count the requests of every botocore client this process makes from
+    now on, and write the report at exit; a no-op without
+    DROVER_REQUEST_LOG, or when installed already."""
     global _registered
-    if not _registered:
-        _registered = True
-        atexit.register(write_report, directory)
+    directory = os.environ.get(ENV_REQUEST_LOG)
+    if not directory or _registered:
+        return
+    _registered = True
+    atexit.register(write_report, Path(directory))
+    import botocore.session
+
+    create_client = botocore.session.Session.create_client
+
+    def counting_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return watch(create_client(self, *args, **kwargs))
+
+    botocore.session.Session.create_client = counting_create_client  # type: ignore[method-assign]
 
 
 def peak_rss_kib() -> int:

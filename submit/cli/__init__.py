@@ -1,0 +1,94 @@
+"""`python -m submit` (or `drover`): one module per group of commands, each
+adding its parsers (`add_parsers`) and the function that runs a command
+(`run(args) -> exit code`). The commands parse arguments and print; the work
+is done by the modules of `submit` they call with clients and resources.
+
+`main` loads settings and job modules only inside its error handling, and
+catches only Drover's own errors (with the exit code each carries) and
+botocore's connection errors; anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+
+from submit.cli import fleet, follow, recover, run
+from submit.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, DroverError, translated
+
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+PROG = "python -m submit"
+
+EPILOG = """\
+examples:
+  python -m submit run --local --job wordcount --top 20 ./books/
+  python -m submit local up && python -m submit run --job grep --pattern 'ERROR|WARN' logs/ --wait
+  python -m submit run s3://my-bucket/corpus/ --job wordcount --stack Drover --wait
+  python -m submit status JOB         python -m submit result JOB --output counts.json
+  python -m submit dlq list           python -m submit retry JOB
+
+Commands other than `run --local` talk to the embedded AWS started by
+`local up` when it is running, else to the deployed stack named by --stack
+(default "Drover"), found through CloudFormation with your AWS credentials.
+Exit codes: 0 success; 1 the job failed or AWS refused; 2 bad arguments or
+input, found before anything was queued.
+"""
+
+CONNECTION_ERRORS = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    NoCredentialsError,
+    NoRegionError,
+)
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "Run MapReduce jobs on a Drover fleet: split input into chunks, queue them, "
+            "follow the job and fetch its result."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (run, follow, recover, fleet):
+        module.add_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        with translated():
+            code: int = args.run(args)
+            return code
+    except DroverError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except CONNECTION_ERRORS as e:
+        print(f"{prog}: error: AWS unreachable: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> int:
+    """The `drover` console script."""
+    return main(prog="drover")

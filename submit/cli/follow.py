@@ -1,0 +1,185 @@
+"""status, wait, result and jobs: following a job and fetching its result."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from submit import tracking
+from submit.cli import render
+from submit.cli.options import add_json, add_target, count, positive
+from submit.errors import EXIT_FAILED, EXIT_OK
+from submit.lost_work import LostWorkWatch, record_lost_work
+from submit.submission import Submitted
+from submit.target import Target, resolve
+from submit.tracking import JobStatus
+
+LOST_WORK = (
+    "It first records work lost with its workers (messages SQS moved to a "
+    "dead-letter queue by itself) as failed chunks, which can fail the job."
+)
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    status = sub.add_parser(
+        "status",
+        help="a job's state, progress and failures",
+        description=f"A job's state, chunks done, failed chunks and their last errors. {LOST_WORK}",
+    )
+    status.add_argument("job_id", metavar="JOB")
+    add_target(status)
+    add_json(status)
+    status.set_defaults(run=cmd_status)
+
+    wait = sub.add_parser(
+        "wait",
+        help="follow a job until it ends; exit 1 if it fails",
+        description=(
+            "Show a job's progress until it ends. Exit code 0 if it succeeded, 1 if it "
+            "failed, was cancelled, or is still running at --timeout. Every 10 s it also "
+            "records work lost with its workers."
+        ),
+    )
+    wait.add_argument("job_id", metavar="JOB")
+    wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
+    add_target(wait)
+    add_json(wait)
+    wait.set_defaults(run=cmd_wait)
+
+    result = sub.add_parser(
+        "result",
+        help="fetch a finished job's result",
+        description=(
+            "The whole result as one JSON document: for wordcount an object word -> count, "
+            "for grep a list of {input, line, text}. Without --output and --top it goes to "
+            "standard output."
+        ),
+    )
+    result.add_argument("job_id", metavar="JOB")
+    result.add_argument("--top", type=count, default=0, metavar="N", help="print N entries")
+    result.add_argument("--output", type=Path, metavar="FILE", help="write the result here")
+    add_target(result)
+    add_json(result)
+    result.set_defaults(run=cmd_result)
+
+    jobs = sub.add_parser("jobs", help="recent jobs, newest first")
+    jobs.add_argument("--limit", type=positive, default=20, metavar="N")
+    add_target(jobs)
+    add_json(jobs)
+    jobs.set_defaults(run=cmd_jobs)
+
+
+def follow(
+    target: Target, job_id: str, *, quiet: bool, timeout_s: float | None = None
+) -> JobStatus:
+    """Wait for a job with a progress display, recording lost work as it goes."""
+    progress = render.JobProgress()
+    lost = LostWorkWatch(target.clients, target.resources)
+
+    def update(status: JobStatus) -> None:
+        lost.check(status.terminal)
+        if not quiet:
+            progress.update(status)
+
+    try:
+        return tracking.wait_for(
+            target.clients, target.resources, job_id, on_update=update, timeout_s=timeout_s
+        )
+    finally:
+        progress.close()
+
+
+def finish(
+    target: Target,
+    status: JobStatus,
+    *,
+    as_json: bool,
+    top: int = 0,
+    output: Path | None = None,
+    submitted: Submitted | None = None,
+) -> int:
+    """Print a finished (or given-up) job: its status, the first entries of
+    its result, the result written to a file. Exit 0 only if it succeeded."""
+    result = None
+    if status.succeeded and (output or top):
+        result = tracking.fetch_result(target.clients, target.resources, status.job_id)
+        if output:
+            tracking.write_result(result, output)
+    if as_json:
+        out: dict[str, Any] = status.to_dict()
+        if submitted is not None:
+            out = {**asdict(submitted), **out}
+        if result is not None and top:
+            out["top"] = render.top_entries(result, top)
+        render.print_json(out)
+    else:
+        render.print_status(status)
+        if result is not None and top:
+            render.print_top(result, top)
+        if output and result is not None:
+            print(f"result written to {output}")
+    return EXIT_OK if status.succeeded else EXIT_FAILED
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    record_lost_work(target.clients, target.resources)
+    status = tracking.job_status(target.clients, target.resources, args.job_id)
+    if args.json:
+        render.print_json(status.to_dict())
+    else:
+        render.print_status(status)
+    return EXIT_OK
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    status = follow(target, args.job_id, quiet=args.json, timeout_s=args.timeout)
+    code = finish(target, status, as_json=args.json)
+    if not status.terminal:
+        print(f"still {status.state} after {args.timeout:g}s", file=sys.stderr)
+    return code
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    result = tracking.fetch_result(target.clients, target.resources, args.job_id)
+    if args.output:
+        tracking.write_result(result, args.output)
+        print(f"result written to {args.output}", file=sys.stderr)
+    if args.top:
+        if args.json:
+            render.print_json(render.top_entries(result, args.top))
+        else:
+            render.print_top(result, args.top)
+    elif not args.output:
+        render.print_json(result)
+    return EXIT_OK
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    target = resolve(args.stack)
+    rows = tracking.list_jobs(target.clients, target.resources, args.limit)
+    if args.json:
+        render.print_json(rows)
+    elif not rows:
+        print("no jobs yet")
+    else:
+        render.table(
+            [
+                [
+                    r["job_id"],
+                    r["job"],
+                    r["state"],
+                    f"{r['done']}/{r['expected']}",
+                    r["created_at"][:19],
+                    f"{r['elapsed_s']}s",
+                ]
+                for r in rows
+            ],
+            ["job", "kind", "state", "chunks", "created (UTC)", "elapsed"],
+        )
+    return EXIT_OK

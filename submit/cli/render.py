@@ -1,0 +1,224 @@
+"""How the CLI shows things to a person: sizes, progress, tables, a status.
+
+On a terminal, progress is a live bar and tables fit the window; piped or
+redirected, progress becomes a plain line whenever the state or the tenth
+of the work done changes, and tables are plain text. `--json` never comes
+through here.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from submit.tracking import JobStatus
+from worker.ledger import Phase
+
+# Piped output is not cut to a width: a script or a file takes whole lines.
+PIPED_WIDTH = 10_000
+
+
+def console(stream: TextIO | None = None) -> Console:
+    # Made per call, so the stream is the one in use now (tests swap it).
+    out = stream or sys.stdout
+    width = None if out.isatty() else PIPED_WIDTH
+    return Console(file=out, highlight=False, soft_wrap=False, width=width)
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    if seconds < 86400:
+        return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+    return f"{seconds // 86400:.0f}d{seconds % 86400 // 3600:02.0f}h"
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | None = None) -> None:
+    """Print rows under headers: fitted to a terminal, plain when piped."""
+    out = console()
+    t = Table(
+        *headers,
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD if out.is_terminal else box.ASCII2,
+        show_edge=False,
+        pad_edge=False,
+    )
+    for row in rows:
+        t.add_row(*(str(c) for c in row))
+    out.print(t)
+
+
+class JobProgress:
+    """A job's progress on standard error: a live bar on a terminal; on a
+    pipe or file, a line whenever the state or the tenth done changes."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.console = console(stream or sys.stderr)
+        self.live = self.console.is_terminal
+        self.last_key: tuple[str, int] | None = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def _bar(self) -> tuple[Progress, TaskID]:
+        if self.progress is None or self.task is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} {task.fields[what]}"),
+                TextColumn("{task.fields[state]:<9}"),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[rate]}"),
+                console=self.console,
+                transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("job", total=1, what="", state="", rate="")
+        return self.progress, self.task
+
+    def update(self, status: JobStatus) -> None:
+        if status.phase is Phase.REDUCE and status.partitions:
+            done, total, what = status.reduced, status.partitions, "partitions reduced"
+        else:
+            done, total, what = status.done, status.expected, "chunks"
+        rate = f"{status.throughput_mb_s:6.1f} MB/s"
+        if self.live:
+            progress, task = self._bar()
+            progress.update(
+                task,
+                description=f"job {status.job_id}",
+                completed=done,
+                total=max(total, 1),
+                what=what,
+                state=status.state,
+                rate=rate,
+            )
+            return
+        frac = done / total if total else 1.0
+        key = (str(status.state), int(frac * 10))
+        if key != self.last_key:
+            self.last_key = key
+            self.console.print(
+                f"{done}/{total} {what}  {status.state:<9} {status.elapsed_s:6.1f}s  {rate}"
+            )
+
+    def upload(self, sent: int, total: int) -> None:
+        if self.live and total:
+            progress, task = self._bar()
+            progress.update(
+                task,
+                description="uploading",
+                completed=sent,
+                total=total,
+                what=f"bytes ({human_bytes(total)})",
+                state="",
+                rate="",
+            )
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self.task = None
+
+
+def status_lines(s: JobStatus) -> list[str]:
+    lines = [
+        f"job        {s.job_id}",
+        f"kind       {s.job}" + (f"  {s.params}" if s.params else ""),
+        f"state      {s.state}",
+        f"chunks     {s.done}/{s.expected} done, {s.failed} failed",
+        f"reduce     {s.reduced}/{s.partitions} partitions",
+        f"input      {human_bytes(s.input_bytes)}",
+        f"elapsed    {s.elapsed_s:.1f}s  ({s.throughput_mb_s:.1f} MB/s)",
+    ]
+    if s.error:
+        lines.append(f"error      {s.error}")
+    if s.summary:
+        lines.append(
+            f"summary    total {s.summary.get('total')}, distinct {s.summary.get('distinct')}"
+        )
+        top = s.summary.get("top") or []
+        if top:
+            lines.append("top        " + ", ".join(f"{k} ({v})" for k, v in top[:10]))
+    return lines
+
+
+def print_status(s: JobStatus) -> None:
+    out = console()
+    for line in status_lines(s):
+        out.print(line, markup=False)
+    if s.failed_chunks:
+        table(
+            [
+                [c["chunk"], c.get("attempts"), c.get("worker"), c.get("last_error")]
+                for c in s.failed_chunks
+            ],
+            ["chunk", "attempts", "worker", "last error"],
+            title="failed chunks",
+        )
+
+
+def top_entries(result: Any, n: int) -> list[list[Any]]:
+    """The first n entries worth showing: the most frequent keys of a
+    key -> number result, or the first records of a list result."""
+    if isinstance(result, dict):
+        items = sorted(result.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+        return [[k, v] for k, v in items]
+    return [[r.get("input"), r.get("line"), r.get("text")] for r in result[:n]]
+
+
+def print_top(result: Any, n: int) -> None:
+    rows = top_entries(result, n)
+    if isinstance(result, dict):
+        table(rows, ["key", "value"], title=f"top {len(rows)}")
+    else:
+        table(rows, ["input", "line", "text"], title=f"first {len(rows)} matches")
+
+
+def timeline_text(points: Sequence[tuple[float, int]]) -> str:
+    if not points:
+        return "no workers were started"
+    return " -> ".join(f"{t:.0f}s:{n}" for t, n in points)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+        self.last = time.monotonic()
+
+    def mark(self, name: str) -> float:
+        now = time.monotonic()
+        took = now - self.last
+        self.marks.append((name, took))
+        self.last = now
+        return took
+
+    def total(self) -> float:
+        return sum(took for _, took in self.marks)
+
+    def text(self) -> str:
+        return ", ".join(f"{name} {took:.1f}s" for name, took in self.marks)

@@ -1,0 +1,246 @@
+"""run: split input, queue a job, and follow it if asked; `run --local` as
+a one-shot on an embedded AWS started and stopped around the job."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from submit import tracking
+from submit.cli import render
+from submit.cli.follow import finish, follow
+from submit.cli.options import add_json, add_target, count, positive, size
+from submit.errors import EXIT_FAILED, EXIT_OK, UsageError
+from submit.reference import timed_reference
+from submit.splitting import discover
+from submit.submission import Submitted, check_request, submit_job
+from submit.target import Target, local_target, resolve
+from worker import settings as cfg
+from worker.ledger import Phase
+
+DEFAULTS = cfg.Settings()
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="split input, queue a job, optionally wait for it",
+        description=(
+            "Split INPUT into chunks of byte ranges aligned to lines, queue one message "
+            "per chunk and print the job id. Local files are uploaded once; S3 inputs "
+            "are read in place."
+        ),
+    )
+    run.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="file, directory (recursed) or s3://bucket/key or s3://bucket/prefix/",
+    )
+    run.add_argument(
+        "--job",
+        required=True,
+        metavar="NAME",
+        help="what to compute: wordcount, grep, or a job of DROVER_JOB_MODULES",
+    )
+    run.add_argument("--pattern", metavar="REGEX", help="grep: Python regular expression")
+    run.add_argument(
+        "--chunk-size",
+        type=size,
+        default=DEFAULTS.default_chunk_size_bytes,
+        metavar="SIZE",
+        help=f"bytes per chunk, e.g. 512KB, 64MB "
+        f"(default {render.human_bytes(DEFAULTS.default_chunk_size_bytes)})",
+    )
+    run.add_argument(
+        "--partitions",
+        type=positive,
+        default=DEFAULTS.default_partitions,
+        metavar="R",
+        help=f"reduce partitions, reduced in parallel (default {DEFAULTS.default_partitions})",
+    )
+    run.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files in directories/prefixes matching GLOB (by name or relative path); "
+        "repeatable",
+    )
+    run.add_argument(
+        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files"
+    )
+    run.add_argument(
+        "--max-failures",
+        type=count,
+        default=0,
+        metavar="N",
+        help="fail the job early once more than N chunks have failed (default 0)",
+    )
+    run.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
+    run.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the result as JSON (implies --wait)"
+    )
+    run.add_argument(
+        "--top", type=count, default=0, metavar="N", help="print the first N result entries"
+    )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        help="one-shot: start an embedded AWS and a local fleet, run, then tear down",
+    )
+    run.add_argument(
+        "--max-workers",
+        type=positive,
+        default=os.cpu_count() or 2,
+        metavar="N",
+        help="--local: most map workers at once (default: the CPU count)",
+    )
+    run.add_argument(
+        "--compare",
+        action="store_true",
+        help="--local: also compute the result the plain single-process way, check that "
+        "both agree and show both times",
+    )
+    add_target(run)
+    add_json(run)
+    run.set_defaults(run=cmd_run)
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.pattern is not None:
+        params["pattern"] = args.pattern
+    return check_request(
+        job=args.job,
+        params=params,
+        chunk_size_bytes=args.chunk_size,
+        partitions=args.partitions,
+        max_failures=args.max_failures,
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    params = _params(args)
+    if args.local:
+        if args.stack:
+            raise UsageError("--local and --stack exclude each other")
+        remote = [i for i in args.inputs if i.startswith("s3://")]
+        if remote:
+            raise UsageError(
+                f"{remote[0]}: --local reads local files only; S3 inputs need a deployed stack"
+            )
+        # Fail on a missing input before starting anything.
+        discover(args.inputs, include=args.include, exclude=args.exclude)
+        return _run_local(args, params)
+    return _run_on(resolve(args.stack), args, params)
+
+
+def _submit(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> Submitted:
+    progress = render.JobProgress()
+    try:
+        return submit_job(
+            target.clients,
+            target.resources,
+            inputs=args.inputs,
+            job=args.job,
+            params=params,
+            chunk_size_bytes=args.chunk_size,
+            partitions=args.partitions,
+            max_failures=args.max_failures,
+            include=args.include,
+            exclude=args.exclude,
+            wake=target.wake,
+            progress=lambda phase, sent, total: progress.upload(sent, total),
+        )
+    finally:
+        progress.close()
+
+
+def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> int:
+    submitted = _submit(target, args, params)
+    if not (args.wait or args.output or args.top):
+        if args.json:
+            render.print_json(asdict(submitted))
+        else:
+            print(submitted.job_id)
+            print(
+                f"{submitted.chunks} chunks over {submitted.inputs} inputs "
+                f"({render.human_bytes(submitted.input_bytes)}) queued on {target.description}",
+                file=sys.stderr,
+            )
+        return EXIT_OK
+    print(f"job {submitted.job_id}: {submitted.chunks} chunks queued", file=sys.stderr)
+    status = follow(target, submitted.job_id, quiet=args.json)
+    return finish(
+        target, status, as_json=args.json, top=args.top, output=args.output, submitted=submitted
+    )
+
+
+def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from submit.local import LocalDrover, LocalOptions
+
+    watch = render.Stopwatch()
+    print(
+        f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
+        file=sys.stderr,
+    )
+    with LocalDrover(LocalOptions(max_workers=args.max_workers)) as local:
+        assert local.resources is not None and local.fleet is not None
+        watch.mark("start")
+        fleet = local.fleet
+        target = local_target(local.aws.endpoint_url, local.resources, wake=fleet.wake)
+        submitted = _submit(target, args, params)
+        watch.mark("upload+queue")
+        print(
+            f"job {submitted.job_id}: {submitted.inputs} inputs, "
+            f"{render.human_bytes(submitted.input_bytes)}, {submitted.chunks} chunks of up to "
+            f"{render.human_bytes(args.chunk_size)}, {args.partitions} partition(s)",
+            file=sys.stderr,
+        )
+        status = follow(target, submitted.job_id, quiet=args.json)
+        watch.mark("job")
+        code = finish(
+            target,
+            status,
+            as_json=args.json,
+            top=args.top,
+            output=args.output,
+            submitted=submitted,
+        )
+        watch.mark("result")
+        drover_result = (
+            tracking.fetch_result(target.clients, target.resources, status.job_id)
+            if args.compare and status.succeeded
+            else None
+        )
+        peak = fleet.peak(Phase.MAP)
+        timeline = fleet.timeline(Phase.MAP)
+        print(
+            f"stopping the fleet (peak {peak} map workers) and the embedded AWS",
+            file=sys.stderr,
+        )
+    watch.mark("shutdown")
+    if drover_result is not None:
+        files = discover(args.inputs, include=args.include, exclude=args.exclude)
+        expected, reference_s = timed_reference(args.job, params, files)
+        same = expected == drover_result
+        print(
+            f"reference    the single-process one-liner took {reference_s:.1f}s; Drover's job "
+            f"{status.elapsed_s:.1f}s from queued to done ({watch.total():.1f}s for the whole "
+            "run, embedded AWS and upload included); results "
+            + ("are identical" if same else "DIFFER"),
+            file=sys.stderr if args.json else sys.stdout,
+        )
+        if not same:
+            code = EXIT_FAILED
+    if not args.json:
+        print(f"chunks       {submitted.chunks}")
+        print(f"peak workers {peak} (max {args.max_workers})")
+        print(f"map workers  {render.timeline_text(timeline)}")
+        print(f"timings      {watch.text()}")
+    return code

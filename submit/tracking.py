@@ -1,0 +1,183 @@
+"""Following a job: its status as a person or a script wants it, waiting
+for it to end, and its result."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from submit.clients import Clients
+from submit.errors import OperationalError
+from submit.resources import Resources
+from worker import storage
+from worker.jobs import get_job
+from worker.ledger import ItemState, JobRecord, JobState, Phase
+
+
+@dataclass
+class JobStatus:
+    job_id: str
+    job: str
+    state: JobState
+    done: int
+    expected: int
+    failed: int
+    reduced: int
+    partitions: int
+    input_bytes: int
+    created_at: str
+    finished_at: str | None
+    elapsed_s: float
+    params: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+    error: str | None = None
+    failed_chunks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state.terminal
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state is JobState.SUCCEEDED
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.MAP if self.done < self.expected else Phase.REDUCE
+
+    @property
+    def throughput_mb_s(self) -> float:
+        """Input mapped per second so far (chunks are of about equal size)."""
+        if self.elapsed_s <= 0:
+            return 0.0
+        share = self.done / self.expected if self.expected else 1.0
+        return self.input_bytes * share / 1e6 / self.elapsed_s
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["state"] = self.state.value
+        out["throughput_mb_s"] = round(self.throughput_mb_s, 3)
+        return out
+
+
+def elapsed_s(record: JobRecord) -> float:
+    start = datetime.fromisoformat(record.created_at)
+    end = datetime.fromisoformat(record.finished_at) if record.finished_at else datetime.now(UTC)
+    return max(0.0, (end - start).total_seconds())
+
+
+def status_of(record: JobRecord, failed_items: list[dict[str, Any]] | None = None) -> JobStatus:
+    """A job's status from its record; `failed_items` lists its failed
+    chunks when read, else the record's own count of them is shown."""
+    return JobStatus(
+        job_id=record.job_id,
+        job=record.job,
+        state=record.state,
+        done=record.done,
+        expected=record.expected,
+        failed=record.failed_chunks if failed_items is None else len(failed_items),
+        reduced=record.reduced,
+        partitions=record.partitions,
+        input_bytes=record.input_bytes,
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        elapsed_s=elapsed_s(record),
+        params=record.params,
+        summary=record.summary,
+        error=record.error,
+        failed_chunks=failed_items or [],
+    )
+
+
+def job_status(
+    clients: Clients, resources: Resources, job_id: str, *, details: bool = True
+) -> JobStatus:
+    """The job's status; with `details`, its failed chunks are read too."""
+    ledger = clients.ledger(resources)
+    record = ledger.require(job_id)
+    if not details:
+        return status_of(record)
+    failed = [
+        {
+            "chunk": item.key.number,
+            "attempts": item.attempts,
+            "last_error": item.last_error,
+            "worker": item.worker,
+        }
+        for item in ledger.items(job_id, Phase.MAP, ItemState.FAILED)
+    ]
+    return status_of(record, failed)
+
+
+def wait_for(
+    clients: Clients,
+    resources: Resources,
+    job_id: str,
+    *,
+    on_update: Callable[[JobStatus], None] | None = None,
+    max_poll_s: float = 2.0,
+    timeout_s: float | None = None,
+) -> JobStatus:
+    """Poll until the job ends (or the timeout passes); returns its status,
+    with its failed chunks.
+
+    Polls quickly at first, so a short job is seen to end promptly, then
+    every `max_poll_s`: each poll is a billed read, and a long job needs no
+    more than a progress bar's worth of them."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    poll_s = 0.25
+    while True:
+        status = job_status(clients, resources, job_id, details=False)
+        if on_update:
+            on_update(status)
+        if status.terminal or (deadline is not None and time.monotonic() > deadline):
+            return job_status(clients, resources, job_id)
+        time.sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 1.5)
+
+
+def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
+    """The job's whole result, merged from its partitions."""
+    status = job_status(clients, resources, job_id, details=False)
+    if not status.succeeded:
+        raise OperationalError(f"job {job_id} is {status.state}; it has no result yet")
+    spec = get_job(status.job)
+    parts: Iterator[Any] = (
+        storage.get_json(clients.s3, resources.bucket, storage.result_key(job_id, r))
+        for r in range(status.partitions)
+    )
+    try:
+        return spec.merge_results(parts, status.params)
+    except storage.MissingObject as e:
+        raise OperationalError(
+            f"job {job_id}: its result is gone from the bucket ({e}); run the job again"
+        ) from e
+
+
+def write_result(result: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(result, f, ensure_ascii=False, indent=None, separators=(",", ":"))
+        f.write("\n")
+    tmp.replace(path)
+
+
+def list_jobs(clients: Clients, resources: Resources, limit: int = 20) -> list[dict[str, Any]]:
+    return [
+        {
+            "job_id": r.job_id,
+            "job": r.job,
+            "state": r.state.value,
+            "done": r.done,
+            "expected": r.expected,
+            "created_at": r.created_at,
+            "elapsed_s": round(elapsed_s(r), 1),
+        }
+        for r in clients.ledger(resources).list_jobs(limit)
+    ]

@@ -1,0 +1,203 @@
+"""The MapReduce handler in process, on moto: the verdict for each kind of
+message, and what it leaves in S3, the ledger and the reduce queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from submit.clients import Clients
+from submit.resources import Resources
+from tests.conftest import reference_wordcount
+from worker import storage
+from worker.consumer import DeadLetter, Delete, Delivery, Retry
+from worker.jobs import KeyValueJob, register
+from worker.ledger import ItemKey, ItemState, JobState, Phase
+from worker.ledger.admin import Admin
+from worker.messages import MapTask, Piece, ReduceTask, to_json
+from worker.phases import BACKOFF_BASE_S, MapReduce
+
+TEXT = b"the cat\nthe hat\n"
+
+
+@register
+class Flaky(KeyValueJob):
+    """Fails every map: a transient error as far as the worker can tell."""
+
+    name = "test-phases-flaky"
+
+    def mapper(self, line: str, params: dict[str, Any]) -> Any:
+        raise RuntimeError("flaky disk")
+
+    def reducer(self, key: str, values: Any) -> Any:
+        return sum(values)
+
+
+@pytest.fixture
+def ledger(clients: Clients, resources: Resources) -> Admin:
+    return clients.ledger(resources)
+
+
+def new_job(
+    ledger: Admin, resources: Resources, *, expected: int = 1, job: str = "wordcount"
+) -> str:
+    ledger.create_job(
+        job_id="j",
+        job=job,
+        params={},
+        partitions=1,
+        expected=expected,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+    )
+    return "j"
+
+
+def map_task(
+    resources: Resources, chunk: int = 0, *, job: str = "wordcount", key: str = "in.txt"
+) -> MapTask:
+    size = len(TEXT)
+    piece = Piece(key=key, name="in.txt", index=0, base=0, size=size, start=0, end=size)
+    return MapTask(
+        job_id="j",
+        chunk=chunk,
+        job=job,
+        params={},
+        partitions=1,
+        bucket=resources.bucket,
+        pieces=(piece,),
+    )
+
+
+def delivery(body: str, receives: int = 1, last: bool = False) -> Delivery:
+    return Delivery(message_id="m", body=body, receives=receives, last_receive=last)
+
+
+@pytest.fixture
+def handler(clients: Clients, resources: Resources, ledger: Admin) -> Callable[[Phase], MapReduce]:
+    clients.s3.put_object(Bucket=resources.bucket, Key="in.txt", Body=TEXT)
+
+    def make(phase: Phase) -> MapReduce:
+        return MapReduce(
+            phase=phase,
+            s3=clients.s3,
+            ledger=ledger,
+            worker_id="w",
+            sqs=clients.sqs,
+            reduce_queue_url=resources.reduce_queue_url,
+        )
+
+    return make
+
+
+def reduce_messages(clients: Clients, resources: Resources) -> list[dict[str, Any]]:
+    got = clients.sqs.receive_message(QueueUrl=resources.reduce_queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in got.get("Messages", [])]
+
+
+def test_a_map_task_writes_its_output_counts_once_and_starts_the_reduce(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources)
+    body = to_json(map_task(resources))
+    assert handler(Phase.MAP).handle(delivery(body)) == Delete("done")
+    output = storage.get_json(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
+    assert output == reference_wordcount({"in.txt": TEXT})
+    job = ledger.require("j")
+    assert (job.state, job.done) == (JobState.REDUCING, 1)
+    (reduce,) = reduce_messages(clients, resources)
+    assert (reduce["kind"], reduce["partition"], reduce["chunks"]) == ("reduce", 0, 1)
+    # Delivered again: counted once, and the reduce is asked for again, as a
+    # worker that died before sending it would need.
+    assert handler(Phase.MAP).handle(delivery(body, receives=2)) == Delete("done")
+    assert ledger.require("j").done == 1
+    assert len(reduce_messages(clients, resources)) == 1
+
+
+def test_a_reduce_task_finalizes_the_job(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources)
+    handler(Phase.MAP).handle(delivery(to_json(map_task(resources))))
+    task = ReduceTask(
+        job_id="j",
+        partition=0,
+        job="wordcount",
+        params={},
+        partitions=1,
+        chunks=1,
+        bucket=resources.bucket,
+    )
+    assert handler(Phase.REDUCE).handle(delivery(to_json(task))) == Delete("done")
+    job = ledger.require("j")
+    assert job.state is JobState.SUCCEEDED
+    assert job.summary == {"total": 4, "distinct": 3, "top": [["the", 2], ["cat", 1], ["hat", 1]]}
+    part = storage.get_json(clients.s3, resources.bucket, storage.result_key("j", 0))
+    assert part == reference_wordcount({"in.txt": TEXT})
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{not json", "BadMessage: not JSON"),
+        (json.dumps({"version": 99}), "BadMessage: unknown schema version 99"),
+        ("REDUCE", "BadMessage: a reduce task on the map queue"),
+        ("GHOST", "UnknownJob: job ghost has no job item"),
+    ],
+)
+def test_messages_no_worker_can_use_are_dead_lettered_at_once(
+    handler: Callable[[Phase], MapReduce],
+    resources: Resources,
+    ledger: Admin,
+    body: str,
+    reason: str,
+) -> None:
+    new_job(ledger, resources)
+    if body == "REDUCE":
+        body = to_json(ReduceTask("j", 0, "wordcount", {}, 1, 1, resources.bucket))
+    elif body == "GHOST":
+        body = to_json(map_task(resources)).replace('"job_id":"j"', '"job_id":"ghost"')
+    verdict = handler(Phase.MAP).handle(delivery(body))
+    assert isinstance(verdict, DeadLetter) and verdict.reason.startswith(reason)
+
+
+def test_a_missing_input_is_permanent_and_fails_the_job(
+    handler: Callable[[Phase], MapReduce], resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources)
+    verdict = handler(Phase.MAP).handle(delivery(to_json(map_task(resources, key="gone.txt"))))
+    assert isinstance(verdict, DeadLetter) and verdict.reason.startswith("MissingObject")
+    item = ledger.item("j", ItemKey.chunk(0))
+    assert item is not None and item.state is ItemState.FAILED
+    assert ledger.require("j").state is JobState.FAILED
+
+
+def test_a_transient_error_backs_off_then_fails_for_good_on_the_last_receive(
+    handler: Callable[[Phase], MapReduce], resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources, job=Flaky.name)
+    body = to_json(map_task(resources, job=Flaky.name))
+    worker = handler(Phase.MAP)
+    assert worker.handle(delivery(body, receives=1)) == Retry(BACKOFF_BASE_S)
+    assert worker.handle(delivery(body, receives=2)) == Retry(BACKOFF_BASE_S * 2)
+    item = ledger.item("j", ItemKey.chunk(0))
+    assert item is not None and (item.state, item.attempts) == (ItemState.RETRYING, 2)
+    final = worker.handle(delivery(body, receives=3, last=True))
+    assert final == DeadLetter("RuntimeError: flaky disk")
+    assert ledger.require("j").state is JobState.FAILED
+
+
+def test_messages_of_a_stopped_job_are_deleted_unread(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources, expected=2)
+    ledger.cancel("j")
+    # The input is gone too: a job that takes no more work is not even read.
+    clients.s3.delete_object(Bucket=resources.bucket, Key="in.txt")
+    assert handler(Phase.MAP).handle(delivery(to_json(map_task(resources)))) == Delete("dropped")
+    assert ledger.require("j").done == 0

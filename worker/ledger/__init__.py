@@ -1,0 +1,93 @@
+"""The job ledger: the only owner of job and item state in DynamoDB.
+
+`Ledger` is what a worker needs at run time: read a job, count a completion
+once (completion.py), record a failure (failures.py), finalize a job. The
+operations only `submit` performs (create, list, cancel, retry, record lost
+work) are in `worker.ledger.admin`. States, transitions and keys are in
+`worker.ledger.model`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from worker.ledger.completion import Completions, Outcome
+from worker.ledger.failures import WORKER_LOST, Failures
+from worker.ledger.model import (
+    ItemKey,
+    ItemRecord,
+    ItemState,
+    JobRecord,
+    JobState,
+    Phase,
+    UnknownJob,
+)
+from worker.ledger.table import Table, TransientLedgerError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = [
+    "WORKER_LOST",
+    "ItemKey",
+    "ItemRecord",
+    "ItemState",
+    "JobRecord",
+    "JobState",
+    "Ledger",
+    "Outcome",
+    "Phase",
+    "TransientLedgerError",
+    "UnknownJob",
+]
+
+# Chunk and partition items expire by DynamoDB's TTL this long after their
+# last write; the job item itself is kept (it is the job's history).
+ITEM_TTL_DAYS = 30
+
+
+class Ledger:
+    """The jobs table, through an injected low-level DynamoDB client."""
+
+    def __init__(self, *, dynamodb: DynamoDBClient, table: str) -> None:
+        self.table = Table(dynamodb=dynamodb, name=table, record_ttl_days=ITEM_TTL_DAYS)
+        self.failures = Failures(self.table)
+        self.completions = Completions(self.table, self.failures)
+
+    def job(self, job_id: str) -> JobRecord | None:
+        return self.table.get_job(job_id)
+
+    def complete(self, job_id: str, key: ItemKey, **fields: Any) -> Outcome:
+        """Count a chunk or partition once (see completion.py)."""
+        return self.completions.complete(job_id, key, **fields)
+
+    def record_failure(
+        self,
+        job_id: str,
+        key: ItemKey,
+        *,
+        attempts: int,
+        error: str,
+        worker_id: str | None,
+        final: bool,
+    ) -> bool:
+        """Record a failed attempt; True if the job failed now (see failures.py)."""
+        return self.failures.record(
+            job_id, key, attempts=attempts, error=error, worker_id=worker_id, final=final
+        )
+
+    def note_last_receive(
+        self, job_id: str, key: ItemKey, *, attempts: int, worker_id: str
+    ) -> None:
+        self.failures.note_last_receive(job_id, key, attempts=attempts, worker_id=worker_id)
+
+    def summaries(self, job_id: str) -> list[dict[str, Any]]:
+        """The summaries of a job's reduced partitions, in partition order."""
+        return [
+            r.summary
+            for r in self.table.item_records(job_id, Phase.REDUCE, ItemState.DONE)
+            if r.summary is not None
+        ]
+
+    def finalize(self, job_id: str, summary: dict[str, Any], result_prefix: str) -> bool:
+        return self.completions.finalize(job_id, summary, result_prefix)

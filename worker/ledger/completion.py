@@ -1,0 +1,189 @@
+"""Counting completions: each chunk (and each partition) counted once, the
+next phase started once.
+
+A chunk completes with one TransactWriteItems: put its item DONE unless it
+already is, and add one to the job's counter (`done`) unless the counter is
+at its last value. The completion that would be the last one runs a second
+transaction instead, which also moves the job to its next state (REDUCING),
+so exactly one completion observes the count reaching the number needed,
+atomically with the count. A completion that turns out to be a duplicate
+looks at the job: complete but not moved on past that phase means the
+process that counted the last chunk may have died before starting the next
+phase, so the caller is asked to start it again (RETRIGGER). Reduce
+partitions complete the same way, counted in `reduced`; the last one's
+caller finalizes the job (SUCCEEDED, with its summary).
+
+A job with failed chunks counts differently (see failures.py): the plain
+counting transaction holds only while the job has no failed chunk, so on a
+job with failures each completion takes the slow path, which counts and then
+looks at done + failed, and fails the job once nothing but failures is left.
+A job without failures pays nothing for this.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from worker import names
+from worker.ledger.failures import Failures
+from worker.ledger.model import JOB_SK, ItemKey, ItemState, JobState, Phase, UnknownJob
+from worker.ledger.table import (
+    CONFLICT_ATTEMPTS,
+    Table,
+    TransientLedgerError,
+    backoff,
+    job_pk,
+    now_iso,
+    placeholders,
+    serialize,
+)
+
+
+class Outcome(enum.Enum):
+    COUNTED = "counted"
+    LAST = "last"  # this completion made the count complete: start the next phase
+    RETRIGGER = "retrigger"  # a duplicate of a complete phase whose next may be missing
+    DUPLICATE = "duplicate"
+    DROPPED = "dropped"  # the job stopped (cancelled, failed): not counted
+
+    @property
+    def starts_next_phase(self) -> bool:
+        return self in (Outcome.LAST, Outcome.RETRIGGER)
+
+
+class Completions:
+    def __init__(self, table: Table, failures: Failures) -> None:
+        self.table = table
+        self.failures = failures
+
+    def complete(self, job_id: str, key: ItemKey, **fields: Any) -> Outcome:
+        """Count one chunk or partition once; `fields` are stored on its item."""
+        item = {
+            names.TABLE_PARTITION_KEY: job_pk(job_id),
+            names.TABLE_SORT_KEY: key.sk,
+            **fields,
+            "state": ItemState.DONE.value,
+            "finished_at": now_iso(),
+            names.TABLE_TTL_ATTRIBUTE: self.table.expires_at(),
+        }
+        put = self._put_unless_done(item)
+        phase = key.phase
+        counting = phase.counting
+        for attempt in range(CONFLICT_ATTEMPTS):
+            reasons = self.table.transact([put, self._count(job_id, phase, last=False)])
+            if reasons is None:
+                return Outcome.COUNTED
+            if reasons[0] == "ConditionalCheckFailed":
+                return self._after_duplicate(job_id, phase)
+            if "TransactionConflict" in reasons:
+                backoff(attempt)
+                continue
+            job = self.table.get_job(job_id)
+            if job is None:
+                raise UnknownJob(f"job {job_id} has no job item")
+            if job.state not in counting.open_states:
+                return Outcome.DROPPED
+            if (
+                phase is Phase.MAP
+                and job.failed_chunks
+                and job.counted(phase) < job.needed(phase) - 1
+            ):
+                if self._count_with_failures(job_id, put):
+                    return Outcome.COUNTED
+                backoff(attempt)
+                continue
+            if job.counted(phase) != job.needed(phase) - 1:
+                continue
+            if self.table.transact([put, self._count(job_id, phase, last=True)]) is None:
+                return Outcome.LAST
+            backoff(attempt)
+        raise TransientLedgerError(f"job {job_id} {key}: too many conflicting writes")
+
+    def _put_unless_done(self, item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table.name,
+                "Item": serialize(item),
+                "ConditionExpression": "attribute_not_exists(#sk) OR #s <> :done",
+                "ExpressionAttributeNames": {"#sk": names.TABLE_SORT_KEY, "#s": "state"},
+                "ExpressionAttributeValues": {":done": {"S": ItemState.DONE.value}},
+            }
+        }
+
+    def _count(self, job_id: str, phase: Phase, *, last: bool) -> dict[str, Any]:
+        """Add one to the phase's counter: below its last value normally; at
+        exactly the last value, moving the job on, for the completing one."""
+        c = phase.counting
+        open_in, values = placeholders("open", tuple(c.open_states))
+        values.update({":one": 1, ":now": now_iso()})
+        # Finalizing a job (its summary, its result) is the caller's step, so
+        # the last partition leaves the job REDUCING too.
+        values[":next"] = (c.complete_state if last else c.counting_state).value
+        condition = f"#s IN ({open_in}) AND " + ("#c = #last" if last else "#c < #last")
+        if phase is Phase.MAP and not last:
+            condition += " AND attribute_not_exists(failed_chunks)"
+        extra = ", reduce_started_at = :now" if last and phase is Phase.MAP else ""
+        return {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": self.table.key(job_id, JOB_SK),
+                "UpdateExpression": f"ADD #c :one SET #s = :next, updated_at = :now{extra}",
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": {"#c": c.counter, "#last": c.last, "#s": "state"},
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
+
+    def _count_with_failures(self, job_id: str, put: dict[str, Any]) -> bool:
+        """Count a chunk of a job that has failed chunks, then fail the job if
+        that leaves nothing but failures. False if the transaction did not go
+        through: the caller's next attempt finds out why (a duplicate, the
+        last chunk, a conflict)."""
+        open_in, values = placeholders("open", tuple(Phase.MAP.counting.open_states))
+        values.update({":one": 1, ":now": now_iso(), ":running": JobState.RUNNING.value})
+        update = {
+            "Update": {
+                "TableName": self.table.name,
+                "Key": self.table.key(job_id, JOB_SK),
+                "UpdateExpression": "ADD done :one SET #s = :running, updated_at = :now",
+                "ConditionExpression": f"#s IN ({open_in}) AND done < expected_minus_one",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": serialize(values),
+            }
+        }
+        if self.table.transact([put, update]) is not None:
+            return False
+        self.failures.settle(job_id)
+        return True
+
+    def _after_duplicate(self, job_id: str, phase: Phase) -> Outcome:
+        job = self.table.get_job(job_id)
+        if (
+            job is not None
+            and job.state is phase.counting.complete_state
+            and job.counted(phase) >= job.needed(phase)
+        ):
+            return Outcome.RETRIGGER
+        return Outcome.DUPLICATE
+
+    def finalize(self, job_id: str, summary: dict[str, Any], result_prefix: str) -> bool:
+        """Move a reduced job to SUCCEEDED with its summary and result; False
+        if it is not REDUCING (already finalized, or stopped)."""
+        return self.table.update(
+            job_id,
+            JOB_SK,
+            update=(
+                "SET #s = :done, summary = :sum, result_prefix = :rp, "
+                "finished_at = :now, updated_at = :now"
+            ),
+            condition="#s = :reducing",
+            attribute_names={"#s": "state"},
+            values={
+                ":done": JobState.SUCCEEDED.value,
+                ":reducing": JobState.REDUCING.value,
+                ":sum": summary,
+                ":rp": result_prefix,
+                ":now": now_iso(),
+            },
+        )

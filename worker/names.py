@@ -1,0 +1,72 @@
+"""Every string that two parts of Drover must spell alike: environment
+variables, stack outputs, the jobs table's schema, object tags.
+
+Plain data, imported by the container image, the stack and the CLI alike;
+no boto3, no aws-cdk-lib. Tunable numbers live in `worker.settings`.
+"""
+
+from __future__ import annotations
+
+# Environment of a worker process, set by the stack's task definitions or by
+# the local fleet.
+ENV_TABLE = "DROVER_TABLE"
+ENV_MAP_QUEUE_URL = "DROVER_MAP_QUEUE_URL"
+ENV_REDUCE_QUEUE_URL = "DROVER_REDUCE_QUEUE_URL"
+ENV_CLUSTER = "DROVER_CLUSTER"
+ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
+ENV_BUCKET = "DROVER_BUCKET"
+ENV_VISIBILITY_TIMEOUT_S = "DROVER_VISIBILITY_TIMEOUT_S"
+ENV_WORKER_ID = "DROVER_WORKER_ID"
+# Modules the worker and submit import at start-up for their @register jobs,
+# comma-separated.
+ENV_JOB_MODULES = "DROVER_JOB_MODULES"
+ENV_LOG_LEVEL = "DROVER_LOG_LEVEL"
+# Local-mode tuning of a worker: a short long-poll and stop timeout.
+ENV_RECEIVE_WAIT_S = "DROVER_RECEIVE_WAIT_S"
+ENV_STOP_TIMEOUT_S = "DROVER_STOP_TIMEOUT_S"
+# Where the CLI keeps the embedded AWS's state file and worker logs.
+ENV_HOME = "DROVER_HOME"
+
+# CloudFormation outputs that `submit --stack NAME` reads to find a deployed
+# Drover; the stack must export exactly these keys.
+OUTPUT_BUCKET = "BucketName"
+OUTPUT_TABLE = "TableName"
+OUTPUT_MAP_QUEUE_URL = "MapQueueUrl"
+OUTPUT_MAP_DLQ_URL = "MapDeadLetterQueueUrl"
+OUTPUT_REDUCE_QUEUE_URL = "ReduceQueueUrl"
+OUTPUT_REDUCE_DLQ_URL = "ReduceDeadLetterQueueUrl"
+OUTPUT_CLUSTER = "ClusterName"
+OUTPUT_MAP_SERVICE = "MapServiceName"
+OUTPUT_REDUCE_SERVICE = "ReduceServiceName"
+ALL_OUTPUTS = (
+    OUTPUT_BUCKET,
+    OUTPUT_TABLE,
+    OUTPUT_MAP_QUEUE_URL,
+    OUTPUT_MAP_DLQ_URL,
+    OUTPUT_REDUCE_QUEUE_URL,
+    OUTPUT_REDUCE_DLQ_URL,
+    OUTPUT_CLUSTER,
+    OUTPUT_MAP_SERVICE,
+    OUTPUT_REDUCE_SERVICE,
+)
+
+DEFAULT_STACK_NAME = "Drover"
+
+# The jobs table's key schema (see worker.ledger.table for its items).
+TABLE_PARTITION_KEY = "pk"
+TABLE_SORT_KEY = "sk"
+TABLE_TTL_ATTRIBUTE = "expires_at"
+JOBS_BY_TIME_INDEX = "jobs-by-time"
+JOBS_BY_TIME_PARTITION_KEY = "listing"
+JOBS_BY_TIME_SORT_KEY = "created_at"
+# Every job item carries this listing value, so one index query lists jobs.
+JOBS_LISTING = "JOB"
+
+# S3 prefix of intermediate map outputs, expired by a lifecycle rule.
+MAP_OUTPUT_PREFIX = "jobs/"
+# The worker tags every map output object with this tag; the bucket's
+# lifecycle rule expires tagged objects under MAP_OUTPUT_PREFIX after
+# `map_output_expiry_days` (S3 lifecycle filters match prefixes and tags, not
+# patterns such as jobs/*/map/).
+MAP_OUTPUT_TAG_KEY = "drover:kind"
+MAP_OUTPUT_TAG_VALUE = "map-output"

@@ -1,0 +1,263 @@
+"""The MapReduce side of a worker: what a map or reduce message means.
+
+`MapReduce.handle` decodes a message, looks at its job, does the work, makes
+it durable, tells the ledger, starts the next phase when the ledger says so,
+and answers the consumer with a verdict (worker.consumer):
+
+- a map task reads its chunk's byte ranges line-aligned, runs the job's map
+  and combine, writes one output per partition to S3 (deterministic keys, so
+  a second run overwrites its own output), and counts the chunk once; the
+  completion that makes the count complete sends the reduce messages;
+- a reduce task merges its partition of every map output, writes its result,
+  and counts the partition once; the last one finalizes the job.
+
+Before any work the handler looks at the job's state, read at most every few
+seconds per job: a message of a job that takes no more work (cancelled,
+failed, done) is deleted unread, so a stopped job does not keep the fleet
+busy. A failed job is read again before such a delete, because `retry` can
+bring it back and send its chunks again.
+
+Errors are sorted in two: permanent ones (a malformed message, an unknown
+job, a missing input) are recorded and the message is dead-lettered at once;
+anything else is recorded and the message comes back after a backoff, until
+its last receive, when it is dead-lettered too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from worker import storage
+from worker.consumer import DeadLetter, Delete, Delivery, Retry, Verdict
+from worker.jobs import JobError, get_job
+from worker.ledger import JobState, Ledger, Outcome, Phase, UnknownJob
+from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
+from worker.reading import ChunkReader
+from worker.triggers import trigger_reduce
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+log = logging.getLogger(__name__)
+
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    BadMessage,
+    JobError,
+    UnknownJob,
+    storage.MissingObject,
+)
+
+# Backoff before a failed message is received again: base * 2**(receives-1)
+# (the consumer caps it at the queue's visibility timeout).
+BACKOFF_BASE_S = 2
+
+# How long a worker trusts a job state it has read. A cancel takes effect
+# within this time; a job read once per this time per worker costs far less
+# than a request per chunk.
+JOB_STATE_TTL_S = 5.0
+
+
+class JobStates:
+    """Job states as read at most JOB_STATE_TTL_S ago; final ones for good."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.known: dict[str, tuple[JobState | None, float]] = {}
+
+    def get(self, job_id: str, *, fresh: bool = False) -> JobState | None:
+        """None if the job has no item."""
+        now = time.monotonic()
+        known = self.known.get(job_id)
+        if known is not None and not fresh:
+            state, read_at = known
+            if (state is not None and state.final) or now - read_at < JOB_STATE_TTL_S:
+                return state
+        record = self.ledger.job(job_id)
+        state = None if record is None else record.state
+        if len(self.known) > 1000:
+            self.known = {j: v for j, v in self.known.items() if now - v[1] < JOB_STATE_TTL_S}
+        self.known[job_id] = (state, now)
+        return state
+
+    def set(self, job_id: str, state: JobState) -> None:
+        self.known[job_id] = (state, time.monotonic())
+
+    def forget(self, job_id: str) -> None:
+        self.known.pop(job_id, None)
+
+
+class MapReduce:
+    """A handler for one phase's queue (see worker.consumer.Handler)."""
+
+    def __init__(
+        self,
+        *,
+        phase: Phase,
+        s3: S3Client,
+        ledger: Ledger,
+        worker_id: str,
+        sqs: SQSClient | None = None,
+        reduce_queue_url: str | None = None,
+        wake_reducers: Callable[[], None] | None = None,
+    ) -> None:
+        if phase is Phase.MAP and not (sqs and reduce_queue_url):
+            raise ValueError("a map worker needs SQS and the reduce queue URL")
+        self.phase = phase
+        self.s3 = s3
+        self.ledger = ledger
+        self.worker_id = worker_id
+        self.sqs = sqs
+        self.reduce_queue_url = reduce_queue_url
+        self.wake_reducers = wake_reducers
+        self.states = JobStates(ledger)
+
+    def handle(self, delivery: Delivery) -> Verdict:
+        try:
+            task = from_json(delivery.body)
+            if task.phase is not self.phase:
+                raise BadMessage(f"a {task.phase} task on the {self.phase} queue")
+        except BadMessage as e:
+            log.warning("message %s: malformed: %s", delivery.message_id, e)
+            return DeadLetter(f"BadMessage: {e}")
+        receives = delivery.receives
+        state = self.states.get(task.job_id)
+        if state is None:
+            error = f"UnknownJob: job {task.job_id} has no job item"
+            log.warning("%s receive=%d: permanent failure: %s", task, receives, error)
+            return DeadLetter(error)
+        if state is JobState.FAILED:
+            # `retry` may have reopened it since: look again before dropping.
+            state = self.states.get(task.job_id, fresh=True) or state
+        if not state.takes_work:
+            log.info("%s receive=%d: job %s, dropped unread", task, receives, state)
+            return Delete("duplicate" if state is JobState.SUCCEEDED else "dropped")
+        if delivery.last_receive and receives >= 2:
+            self._note_last_receive(task, receives)
+        log.info("%s receive=%d: start", task, receives)
+        started = time.monotonic()
+        try:
+            outcome = self._run(task, receives, started)
+        except PERMANENT_ERRORS as e:
+            error = f"{type(e).__name__}: {e}"
+            log.warning("%s receive=%d: permanent failure: %s", task, receives, error)
+            if not isinstance(e, UnknownJob):
+                self._record_failure(task, receives, error, final=True)
+            return DeadLetter(error)
+        except Exception as e:
+            error = f"{type(e).__name__}: {e}"
+            final = delivery.last_receive
+            log.warning(
+                "%s receive=%d: failed%s: %s",
+                task,
+                receives,
+                " for the last time" if final else "",
+                error,
+                exc_info=not isinstance(e, OSError),
+            )
+            self._record_failure(task, receives, error, final=final)
+            if final:
+                return DeadLetter(error)
+            return Retry(BACKOFF_BASE_S * 2 ** (receives - 1))
+        log.info(
+            "%s receive=%d: %s in %.2fs", task, receives, outcome.value, time.monotonic() - started
+        )
+        if outcome is Outcome.DROPPED:
+            self.states.forget(task.job_id)
+            return Delete("dropped")
+        return Delete("duplicate" if outcome is Outcome.DUPLICATE else "done")
+
+    def _note_last_receive(self, task: Task, receives: int) -> None:
+        """On a redelivered message's last receive, name this worker as its
+        holder: if it vanishes now, SQS moves the message on by itself."""
+        try:
+            self.ledger.note_last_receive(
+                task.job_id, task.item, attempts=receives, worker_id=self.worker_id
+            )
+        except Exception as e:  # a note, not a condition for doing the work
+            log.warning("job %s: could not note the last receive: %s", task.job_id, e)
+
+    def _record_failure(self, task: Task, receives: int, error: str, *, final: bool) -> None:
+        try:
+            failed = self.ledger.record_failure(
+                task.job_id,
+                task.item,
+                attempts=receives,
+                error=error,
+                worker_id=self.worker_id,
+                final=final,
+            )
+        except Exception as e:  # the message's fate must not depend on this write
+            log.warning("job %s: could not record failure: %s", task.job_id, e)
+            return
+        if failed:
+            self.states.set(task.job_id, JobState.FAILED)
+
+    # Work -------------------------------------------------------------------
+
+    def _run(self, task: Task, receives: int, started: float) -> Outcome:
+        if isinstance(task, MapTask):
+            return self._map(task, receives, started)
+        return self._reduce(task)
+
+    def _map(self, task: MapTask, receives: int, started: float) -> Outcome:
+        job = get_job(task.job)
+        params = job.check_params(task.params)
+
+        def fetch(bucket: str, key: str, start: int, end: int) -> bytes:
+            data = storage.get_range(self.s3, bucket, key, start, end)
+            if len(data) != max(0, end - start):
+                # Messages never ask past an input's end; this one disagrees
+                # with the object, and asking again will not change that.
+                raise storage.MissingObject(
+                    f"s3://{bucket}/{key} bytes {start}-{end - 1}: the object ends "
+                    f"{end - start - len(data)} byte(s) short of the range"
+                )
+            return data
+
+        reader = ChunkReader(fetch, task.pieces, task.bucket)
+        pieces = (reader.read(p) for p in task.pieces)
+        outputs = job.map_chunk(pieces, params, task.partitions)
+        for r, output in enumerate(outputs):
+            storage.put_map_output(self.s3, task.bucket, task.job_id, task.chunk, r, output)
+        outcome = self.ledger.complete(
+            task.job_id,
+            task.item,
+            attempts=receives,
+            worker=self.worker_id,
+            map_seconds=round(time.monotonic() - started, 3),
+        )
+        if outcome.starts_next_phase:
+            record = self.ledger.job(task.job_id)
+            if record is None:
+                raise UnknownJob(f"job {task.job_id} has no job item")
+            assert self.sqs is not None and self.reduce_queue_url is not None
+            trigger_reduce(self.sqs, self.reduce_queue_url, record, wake=self.wake_reducers)
+        return outcome
+
+    def _reduce(self, task: ReduceTask) -> Outcome:
+        job = get_job(task.job)
+        params = job.check_params(task.params)
+        outputs = (
+            storage.get_json(self.s3, task.bucket, storage.map_key(task.job_id, c, task.partition))
+            for c in range(task.chunks)
+        )
+        part = job.reduce_partition(outputs, params)
+        storage.put_json(
+            self.s3, task.bucket, storage.result_key(task.job_id, task.partition), part
+        )
+        outcome = self.ledger.complete(
+            task.job_id, task.item, summary=job.summarize(part), worker=self.worker_id
+        )
+        if outcome.starts_next_phase:
+            summary = job.merge_summaries(self.ledger.summaries(task.job_id))
+            self.ledger.finalize(
+                task.job_id,
+                summary,
+                result_prefix=f"s3://{task.bucket}/{storage.result_prefix(task.job_id)}",
+            )
+            log.info("job %s: succeeded", task.job_id)
+        return outcome
