@@ -223,15 +223,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 
 
-def load_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The `context` map of cdk.json, or {} where the file is absent (the
-    container image ships without it)."""
+def load_context(path: Path | None = None) -> dict[str, Any]:
+    """The `context` map of cdk.json (the project's unless `path` is given),
+    or {} where the file is absent (the container image ships without it)."""
+    path = path or CDK_JSON
     try:
-        return dict(json.loads(path.read_text())["context"])
+        context = json.loads(path.read_text())["context"]
     except FileNotFoundError:
         return {}
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SettingsError(f"{path}: not a cdk.json with a context object ({e})") from e
+    return dict(context)
 
 
-def load(path: Path = CDK_JSON) -> Settings:
+def load(path: Path | None = None) -> Settings:
     """Settings as the stack would build them from cdk.json."""
     return from_context(load_context(path))

@@ -184,12 +184,13 @@ def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
 def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
     from submit.local import LocalDrover, LocalOptions
 
+    settings = cfg.load()  # a bad cdk.json stops the run before anything starts
     watch = render.Stopwatch()
     print(
         f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
         file=sys.stderr,
     )
-    with LocalDrover(LocalOptions(max_workers=args.max_workers)) as local:
+    with LocalDrover(LocalOptions(max_workers=args.max_workers, settings=settings)) as local:
         assert local.resources is not None and local.fleet is not None
         watch.mark("start")
         fleet = local.fleet

@@ -1,0 +1,33 @@
+"""The CLI's errors as a user meets them: one line, the right exit code, no
+traceback, and numbers that tell the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from submit.cli import EXIT_USAGE, main
+from worker import settings as cfg
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_bad_cdk_json_value_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "cdk.json"
+    bad.write_text(json.dumps({"context": {"maxWorkers": "many"}}))
+    monkeypatch.setattr(cfg, "CDK_JSON", bad)
+    good = tmp_path / "in.txt"
+    good.write_text("hello\n")
+    code, _, err = run(capsys, "run", "--local", "--job", "wordcount", str(good))
+    assert code == EXIT_USAGE
+    assert err.strip().splitlines() == [
+        "python -m submit: error: context 'maxWorkers' must be a whole number, got 'many'"
+    ]
