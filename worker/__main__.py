@@ -19,6 +19,7 @@ from types import FrameType
 
 from worker import settings as cfg
 from worker.accounting import Accounting
+from worker.activity import ActivityReport
 from worker.clients import client
 from worker.ecs import TaskProtection, wake_service
 from worker.jobs import load_jobs
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_timeout_s=float(os.environ.get("DROVER_STOP_TIMEOUT_S", defaults.stop_timeout_s)),
         wake_reducers=wake,
         protection=TaskProtection(),
+        activity=ActivityReport(os.environ.get(cfg.ENV_ACTIVITY_FLEET)),
         burst=args.burst,
         max_messages=args.max_messages,
     )

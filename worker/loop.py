@@ -38,6 +38,7 @@ from worker.accounting import (
     chunk_sk,
     part_sk,
 )
+from worker.activity import ActivityReport
 from worker.ecs import TaskProtection
 from worker.jobs import JobError, get_job
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
@@ -109,6 +110,7 @@ class Worker:
         stop_timeout_s: float = 120,
         wake_reducers: Callable[[], None] | None = None,
         protection: TaskProtection | None = None,
+        activity: ActivityReport | None = None,
         burst: bool = False,
         max_messages: int | None = None,
     ) -> None:
@@ -127,6 +129,7 @@ class Worker:
         self.stop_timeout_s = stop_timeout_s
         self.wake_reducers = wake_reducers
         self.protection = protection or TaskProtection(agent_uri="")
+        self.activity = activity or ActivityReport(None)
         self.burst = burst
         self.max_messages = max_messages
         self.stats = Stats()
@@ -178,6 +181,7 @@ class Worker:
                         break
                     continue
                 self.protection.hold()
+                self.activity.busy()
                 for i, message in enumerate(messages):
                     if self.stopping:
                         self._give_back(messages[i:])
@@ -449,11 +453,13 @@ class Worker:
 
     def _watch(self) -> None:
         """Extend the visibility of the message in hand while it runs; after
-        a stop request, give it back at once if it cannot finish in time."""
+        a stop request, give it back at once if it cannot finish in time.
+        Also reports activity."""
         heartbeat_s = max(1.0, self.queue.visibility_timeout_s / 3)
         # Leave time to hand the message back and exit before SIGKILL.
         grace_s = min(10.0, self.stop_timeout_s / 4)
         while not self._watch_stop.wait(0.2):
+            self.activity.tick(holding=self._current is not None)
             with self._current_lock:
                 message = self._current
                 if message is None:

@@ -137,8 +137,6 @@ class DroverStack(Stack):
             "image": image,
             "cpu": settings.worker_cpu,
             "memory_mib": settings.worker_memory_mib,
-            "scale_out_steps": settings.scale_out_steps,
-            "scale_out_cooldown_s": cfg.SCALE_OUT_COOLDOWN_S,
             "scale_in_idle_s": settings.scale_in_idle_s,
             "stop_timeout_s": settings.stop_timeout_s,
             "use_spot": settings.use_spot,
@@ -150,11 +148,13 @@ class DroverStack(Stack):
             command="reduce",
             queue=reduce_work.queue,
             environment=environment,
+            activity_fleet=f"{self.stack_name}-reduce",
             max_tasks=settings.max_reducers,
             **fleet_options,
         )
         # The map worker that completes a job wakes the reduce fleet itself
-        # (UpdateService), rather than wait minutes for its queue alarm.
+        # (UpdateService, up to the reducers' maximum), rather than wait
+        # minutes for its queue alarm.
         mappers = QueueFleet(
             self,
             "MapFleet",
@@ -164,7 +164,9 @@ class DroverStack(Stack):
                 **environment,
                 cfg.ENV_CLUSTER: cluster.cluster_name,
                 cfg.ENV_REDUCE_SERVICE: reducers.service.service_name,
+                cfg.ENV_REDUCE_MAX_TASKS: str(settings.max_reducers),
             },
+            activity_fleet=f"{self.stack_name}-map",
             max_tasks=settings.max_workers,
             **fleet_options,
         )
@@ -202,6 +204,8 @@ class DroverStack(Stack):
             cfg.OUTPUT_CLUSTER: cluster.cluster_name,
             cfg.OUTPUT_MAP_SERVICE: mappers.service.service_name,
             cfg.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
+            cfg.OUTPUT_MAP_MAX_TASKS: str(settings.max_workers),
+            cfg.OUTPUT_REDUCE_MAX_TASKS: str(settings.max_reducers),
         }
         for key in cfg.ALL_OUTPUTS:
             CfnOutput(self, key, value=outputs[key])

@@ -34,6 +34,11 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
         cfg.OUTPUT_CLUSTER: {"Ref": cluster},
         cfg.OUTPUT_MAP_SERVICE: {"Fn::GetAtt": [mappers.service, "Name"]},
         cfg.OUTPUT_REDUCE_SERVICE: {"Fn::GetAtt": [reducers.service, "Name"]},
+        # The maxima a wake-up is bounded by, as deployed.
+        cfg.OUTPUT_MAP_MAX_TASKS: str(props(default.raw, mappers.scalable_target)["MaxCapacity"]),
+        cfg.OUTPUT_REDUCE_MAX_TASKS: str(
+            props(default.raw, reducers.scalable_target)["MaxCapacity"]
+        ),
     }
     assert {k: v["Value"] for k, v in default.raw["Outputs"].items()} == expected
 
