@@ -481,9 +481,7 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         assert local.resources is not None and local.fleet is not None
         watch.mark("start")
         fleet = local.fleet
-        target = local_target(
-            local.aws.endpoint_url, local.resources, wake=lambda n: fleet.wake(Role.MAP, n)
-        )
+        target = local_target(local.aws.endpoint_url, local.resources, wake=fleet.wake)
         submitted = _submit(target, args, params)
         watch.mark("upload+queue")
         print(
@@ -770,6 +768,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         job_id=args.job,
         queue=args.queue,
         dry_run=args.dry_run,
+        wake=target.wake,
     )
     if args.json:
         _print_json(report.to_dict())
@@ -814,7 +813,9 @@ def cmd_dlq_purge(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
-    resumed = R.retry(target.clients, target.resources, args.job_id, dry_run=args.dry_run)
+    resumed = R.retry(
+        target.clients, target.resources, args.job_id, dry_run=args.dry_run, wake=target.wake
+    )
     if args.json:
         _print_json({"dry_run": args.dry_run, **resumed.to_dict()})
         return EXIT_OK

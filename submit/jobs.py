@@ -22,7 +22,9 @@ from submit.resources import Resources
 from submit.splitting import InputError, InputFile, Placed, discover, plan_chunks
 from worker import storage
 from worker.accounting import CHUNK_FAILED, SUCCEEDED, TERMINAL_STATES, Accounting
+from worker.ecs import Wake
 from worker.jobs import get_job
+from worker.loop import Role
 from worker.messages import MapTask, to_json
 from worker.queues import send_batches
 from worker.triggers import trigger_reduce
@@ -150,13 +152,19 @@ def submit_job(
     max_failures: int = 0,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    wake: Callable[[int], object] | None = None,
+    wake: Wake | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Submitted:
     """Validate, upload, plan and enqueue a job; returns once it is queued.
 
     Everything that can be checked up front is checked before anything is
     uploaded or enqueued: the job and its parameters, the sizes, the inputs.
+    Once its messages are queued, `wake(fleet, need)` asks for the workers
+    (a map worker per chunk, or a reducer per partition for a job of no
+    chunks) rather than wait minutes for the queue alarm. Not before: a
+    worker started during a long upload would idle, billed, until the
+    messages came, and one started for nothing stays until the idle window
+    ends.
     """
     started = time.monotonic()
     spec = get_job(job)
@@ -182,10 +190,6 @@ def submit_job(
 
     placed, packs = place_inputs(job_id, files, pack_bytes_for(chunk_size_bytes))
     chunks = plan_chunks(placed, chunk_size_bytes)
-    if chunks and wake is not None:
-        # Workers take a while to start (Fargate: a minute; the queue-depth
-        # alarm alone: several), so ask for them before a long upload.
-        wake(len(chunks))
     upload_packs(clients.s3, resources.bucket, packs, uploaded)
     tasks = [
         MapTask(
@@ -220,6 +224,8 @@ def submit_job(
     )
     if tasks:
         send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))
+        if wake is not None:
+            wake(Role.MAP, len(tasks))
     else:
         trigger_reduce(
             clients.sqs,
@@ -230,6 +236,7 @@ def submit_job(
             partitions=partitions,
             chunks=0,
             bucket=resources.bucket,
+            wake=None if wake is None else (lambda n: wake(Role.REDUCE, n)),
         )
     return Submitted(
         job_id=job_id,

@@ -36,6 +36,8 @@ from worker.accounting import (
     chunk_sk,
     part_sk,
 )
+from worker.ecs import Wake
+from worker.loop import Role
 from worker.messages import MapTask, ReduceTask, to_json
 from worker.queues import send_batches
 
@@ -123,7 +125,12 @@ def _check(job: dict[str, Any] | None, job_id: str) -> dict[str, Any]:
 
 
 def _resume(
-    clients: Clients, resources: Resources, job: dict[str, Any], *, dry_run: bool
+    clients: Clients,
+    resources: Resources,
+    job: dict[str, Any],
+    *,
+    dry_run: bool,
+    wake: Wake | None = None,
 ) -> Resumed | None:
     """Reopen a job's failed work and send it again; None if nothing failed."""
     accounting = clients.accounting(resources)
@@ -149,6 +156,8 @@ def _resume(
         _send_chunks(clients, resources, job, numbers)
     else:
         _send_partitions(clients, resources, job, numbers)
+    if wake is not None and numbers:
+        wake(Role.MAP if plan.phase == "map" else Role.REDUCE, len(numbers))
     return resumed
 
 
@@ -199,8 +208,16 @@ def _holding(
         }
 
 
-def retry(clients: Clients, resources: Resources, job_id: str, *, dry_run: bool = False) -> Resumed:
-    """Send a job's failed work again and take its messages out of the DLQs."""
+def retry(
+    clients: Clients,
+    resources: Resources,
+    job_id: str,
+    *,
+    dry_run: bool = False,
+    wake: Wake | None = None,
+) -> Resumed:
+    """Send a job's failed work again and take its messages out of the DLQs;
+    `wake` asks for workers for what was sent."""
     accounting = clients.accounting(resources)
     _check(accounting.get_job(job_id), job_id)
     with _holding(clients, resources) as held:
@@ -208,7 +225,7 @@ def retry(clients: Clients, resources: Resources, job_id: str, *, dry_run: bool 
             for q, letters in held.items():
                 dlq.reconcile_held(clients, resources, q, letters)
         job = _check(accounting.get_job(job_id), job_id)
-        resumed = _resume(clients, resources, job, dry_run=dry_run)
+        resumed = _resume(clients, resources, job, dry_run=dry_run, wake=wake)
         if resumed is None:
             raise RecoveryError(f"job {job_id} is {job['state']} and nothing of it failed")
         for q, letters in held.items():
@@ -264,9 +281,11 @@ def redrive(
     job_id: str | None = None,
     queue: str | None = None,
     dry_run: bool = False,
+    wake: Wake | None = None,
 ) -> RedriveReport:
     """Take messages out of the DLQs (one job's, or all) and put their work
-    back: failed jobs are resumed, anything else is sent back as it was."""
+    back: failed jobs are resumed, anything else is sent back as it was;
+    `wake` asks for workers for what was put back."""
     accounting = clients.accounting(resources)
     report = RedriveReport(dry_run=dry_run)
     with _holding(clients, resources, queue) as held:
@@ -284,7 +303,7 @@ def redrive(
                     jobs[d.job_id] = accounting.get_job(d.job_id)
         failed = sorted(j for j, job in jobs.items() if job is not None and job["state"] == FAILED)
         for j in failed:
-            resumed = _resume(clients, resources, jobs[j] or {}, dry_run=dry_run)
+            resumed = _resume(clients, resources, jobs[j] or {}, dry_run=dry_run, wake=wake)
             if resumed is not None:
                 resumed.dead_letters_removed = sum(
                     1 for letters in chosen.values() for d in letters if d.job_id == j
@@ -299,6 +318,8 @@ def redrive(
             _reopen_sent_back(accounting, back)
             dlq.send_back(clients, q, back)
             dlq.delete(clients.sqs, q, held[q], letters)
+            if wake is not None and back:
+                wake(q.name, len(back))
     return report
 
 

@@ -3,8 +3,8 @@ stack found by name through CloudFormation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
@@ -13,9 +13,9 @@ from submit.jobs import Clients
 from submit.local import running_state
 from submit.resources import ResourceError, Resources, from_stack
 from worker.clients import client
-from worker.ecs import wake_service
+from worker.ecs import Service, Wake, Waker
+from worker.loop import Role
 from worker.settings import DEFAULT_STACK_NAME
-from worker.settings import load as load_settings
 
 
 @dataclass(frozen=True)
@@ -24,13 +24,11 @@ class Target:
     resources: Resources
     description: str
     local: bool
-    # Starts map workers for n queued chunks at once, where that is possible.
-    wake: Callable[[int], object] | None = None
+    # Starts workers for queued work at once, where that is possible.
+    wake: Wake | None = None
 
 
-def local_target(
-    endpoint_url: str, resources: Resources, wake: Callable[[int], object] | None = None
-) -> Target:
+def local_target(endpoint_url: str, resources: Resources, wake: Wake | None = None) -> Target:
     return Target(
         clients=Clients(
             s3=local_client("s3", endpoint_url),
@@ -55,18 +53,6 @@ def resolve(stack: str | None) -> Target:
     try:
         resources = from_stack(client("cloudformation"), name)
         ecs = client("ecs")
-        max_workers = load_settings().max_workers
-
-        def wake(chunks: int) -> object:
-            if not (resources.cluster and resources.map_service):
-                return None
-            return wake_service(
-                ecs,
-                cluster=resources.cluster,
-                service=resources.map_service,
-                at_least=min(chunks, max_workers),
-            )
-
         return Target(
             clients=Clients(
                 s3=client("s3"), sqs=client("sqs"), dynamodb=client("dynamodb"), ecs=ecs
@@ -74,8 +60,24 @@ def resolve(stack: str | None) -> Target:
             resources=resources,
             description=f"stack {name}",
             local=False,
-            wake=wake,
+            wake=deployed_wake(ecs, resources),
         )
     except (NoCredentialsError, NoRegionError) as e:
         hint = "" if stack else " No embedded AWS is running either (`python -m submit local up`)."
         raise ResourceError(f"cannot reach stack {name!r}: {e}.{hint}") from e
+
+
+def deployed_wake(ecs: Any, resources: Resources) -> Wake | None:
+    """The stack's services, bounded by the maxima the stack was deployed
+    with (its outputs), whatever the local cdk.json says."""
+    if not resources.cluster:
+        return None
+    services = {
+        role: Service(name, max_tasks)
+        for role, name, max_tasks in (
+            (Role.MAP, resources.map_service, resources.map_max_tasks),
+            (Role.REDUCE, resources.reduce_service, resources.reduce_max_tasks),
+        )
+        if name and max_tasks
+    }
+    return Waker(ecs, cluster=resources.cluster, services=services)

@@ -21,7 +21,7 @@ from worker import settings as cfg
 from worker.accounting import Accounting
 from worker.activity import ActivityReport
 from worker.clients import client
-from worker.ecs import TaskProtection, wake_service
+from worker.ecs import Service, TaskProtection, Waker
 from worker.jobs import load_jobs
 from worker.loop import EXIT_FORCED, Role, Worker
 from worker.queues import queue_config
@@ -66,10 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.get(cfg.ENV_REDUCE_SERVICE),
     )
     if role is Role.MAP and cluster and reduce_service:
-        ecs = client("ecs")
+        reducers = Service(
+            reduce_service, int(os.environ.get(cfg.ENV_REDUCE_MAX_TASKS, defaults.max_reducers))
+        )
+        waker = Waker(client("ecs"), cluster=cluster, services={Role.REDUCE: reducers})
 
-        def wake() -> None:
-            wake_service(ecs, cluster=cluster, service=reduce_service, at_least=1)
+        def wake(partitions: int) -> None:
+            waker(Role.REDUCE, partitions)
 
     worker = Worker(
         role=role,

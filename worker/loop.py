@@ -108,7 +108,7 @@ class Worker:
         receive_wait_s: int = 20,
         receive_batch_size: int = 1,
         stop_timeout_s: float = 120,
-        wake_reducers: Callable[[], None] | None = None,
+        wake_reducers: Callable[[int], None] | None = None,
         protection: TaskProtection | None = None,
         activity: ActivityReport | None = None,
         burst: bool = False,
@@ -454,11 +454,12 @@ class Worker:
     def _watch(self) -> None:
         """Extend the visibility of the message in hand while it runs; after
         a stop request, give it back at once if it cannot finish in time.
-        Also reports activity."""
+        Also renews the task's scale-in protection and reports activity."""
         heartbeat_s = max(1.0, self.queue.visibility_timeout_s / 3)
         # Leave time to hand the message back and exit before SIGKILL.
         grace_s = min(10.0, self.stop_timeout_s / 4)
         while not self._watch_stop.wait(0.2):
+            self.protection.renew_if_due()
             self.activity.tick(holding=self._current is not None)
             with self._current_lock:
                 message = self._current

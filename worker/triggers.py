@@ -27,8 +27,10 @@ def trigger_reduce(
     partitions: int,
     chunks: int,
     bucket: str,
-    wake: Callable[[], None] | None = None,
+    wake: Callable[[int], None] | None = None,
 ) -> None:
+    """Send the partitions' messages, then ask for a reducer per partition
+    (`wake(partitions)`, bounded by the reduce fleet's maximum)."""
     bodies = (
         to_json(
             ReduceTask(
@@ -47,6 +49,6 @@ def trigger_reduce(
     log.info("job %s: reduce triggered for %d partition(s)", job_id, partitions)
     if wake is not None:
         try:
-            wake()
+            wake(partitions)
         except Exception as e:  # waking is an optimization; autoscaling still follows
             log.warning("job %s: could not wake the reduce fleet: %s", job_id, e)
