@@ -15,11 +15,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from worker.settings import PROTECTION_MINUTES
+from worker.settings import PROTECTION_RENEW_AFTER_S as RENEW_AFTER_S
+
 log = logging.getLogger(__name__)
 
-PROTECTION_MINUTES = 60
-# Protection is renewed when half of it has passed.
-RENEW_AFTER_S = PROTECTION_MINUTES * 60 / 2
 RENEW_RETRY_S = 60.0
 
 ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})

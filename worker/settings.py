@@ -121,6 +121,11 @@ ACTIVITY_METRIC = "BusyWorkers"
 ACTIVITY_DIMENSION = "Fleet"
 ACTIVITY_REPORT_S = 20
 
+# Task scale-in protection (worker.ecs.TaskProtection): set for this long
+# when a worker takes a message, renewed once half of it has passed.
+PROTECTION_MINUTES = 60
+PROTECTION_RENEW_AFTER_S = PROTECTION_MINUTES * 60 / 2
+
 
 def scaling_levels(max_tasks: int) -> tuple[int, ...]:
     """The task counts the sizing policy can set, from 1 to `max_tasks`.
