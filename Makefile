@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REQUIREMENTS := requirements.txt worker/requirements.txt submit/requirements.txt pyproject.toml
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint synth bench clean
+.PHONY: demo test lint synth simulate bench clean
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit("Drover needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -49,6 +49,11 @@ lint: $(STAMP)
 synth: $(STAMP) $(NODE_STAMP)
 	node_modules/.bin/cdk synth --quiet
 	$(VENV)/bin/cfn-lint cdk.out/*.template.json
+
+# The scaling simulator on the freshly synthesized template: a table of the
+# scenarios, and one plot each in cdk.out/simulate.
+simulate: synth
+	$(PY) -m infra.simulate --plot cdk.out/simulate
 
 # Drover beside the reference one-liner, GNU tools and mrjob on one generated
 # 256 MiB corpus (README.md, "Benchmarks"). Tables and plot go to bench/out,

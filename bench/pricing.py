@@ -1,29 +1,22 @@
-"""Public list prices, us-east-1, and the cost estimate built from them.
-
-Fargate (Linux/x86) on-demand: $0.04048 per vCPU-hour and $0.004445 per
-GB-hour, as on the AWS Fargate pricing page and its reproductions dated
-March 2026. Fargate Spot has no fixed price: AWS quotes "up to 70%" off
-on-demand and the current rate moves with supply (50-70% off); we take 70%.
-SQS standard $0.40 per million requests; S3 Standard PUT/COPY/POST/LIST
-$0.005 per 1,000 and GET $0.0004 per 1,000; DynamoDB on-demand $0.625 per
-million write request units and $0.125 per million read request units (the
-November 2024 prices). Free tiers are left out.
-"""
+"""The cost estimate of a benchmark run, at the list prices in worker.prices."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-PRICES_AS_OF = "2026-03"
-FARGATE_VCPU_HOUR_USD = 0.04048
-FARGATE_GB_HOUR_USD = 0.004445
-FARGATE_SPOT_DISCOUNT = 0.70
-SQS_PER_MILLION_USD = 0.40
-S3_PUT_PER_THOUSAND_USD = 0.005
-S3_GET_PER_THOUSAND_USD = 0.0004
-DYNAMODB_PER_MILLION_WRU_USD = 0.625
-DYNAMODB_PER_MILLION_RRU_USD = 0.125
+from worker.prices import (
+    DYNAMODB_PER_MILLION_RRU_USD,
+    DYNAMODB_PER_MILLION_WRU_USD,
+    FARGATE_SPOT_DISCOUNT,
+    PRICES_AS_OF,
+    S3_GET_PER_THOUSAND_USD,
+    S3_PUT_PER_THOUSAND_USD,
+    SQS_PER_MILLION_USD,
+    fargate_task_hour_usd,
+)
+
+__all__ = ["PRICES_AS_OF", "Cost", "estimate", "requests_usd"]
 
 S3_PUT_CLASS = frozenset(
     {
@@ -82,7 +75,7 @@ def estimate(
     """Cost of a run whose tasks were busy for `cpu_s` CPU-seconds, each task
     of `vcpu` vCPUs and `memory_gb` GB, billed as if it ran only while busy."""
     task_hours = cpu_s / vcpu / 3600
-    compute = task_hours * (vcpu * FARGATE_VCPU_HOUR_USD + memory_gb * FARGATE_GB_HOUR_USD)
+    compute = task_hours * fargate_task_hour_usd(vcpu=vcpu, memory_gb=memory_gb)
     return Cost(
         compute_usd=compute,
         spot_compute_usd=compute * (1 - FARGATE_SPOT_DISCOUNT),

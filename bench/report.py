@@ -188,7 +188,7 @@ def markdown(results: dict[str, Any]) -> str:
         "queue-depth polling that stands in for CloudWatch) are left out. Cost per GB of "
         f"input: worker CPU-seconds billed as {results['settings']['worker_cpu'] / 1024:g}-vCPU, "
         f"{results['settings']['worker_memory_mib'] / 1024:g} GB tasks busy that long, plus the "
-        f"requests, at us-east-1 list prices of {pricing.PRICES_AS_OF} (bench/pricing.py); "
+        f"requests, at us-east-1 list prices of {pricing.PRICES_AS_OF} (worker/prices.py); "
         "Spot at 70% off. Not included: Fargate's one-minute minimum per task, the "
         f"{results['settings']['scale_in_idle_s']} s idle window before scale-in, and storage.",
     ]

@@ -1,11 +1,21 @@
 """The local fleet: worker processes scaled on queue depth, as on Fargate.
 
-Each pool (map, reduce) follows the stack's rules from the shared settings:
-the scale-out steps on visible messages, from zero up to its maximum, and
-scale-in to zero only after the backlog, in-flight messages included, has
-been empty for the idle window. The cloud evaluates once a minute on
-CloudWatch metrics; the local fleet every `poll_s` on the queue itself.
-A worker process that dies is replaced at the next step.
+Each pool (map, reduce) follows the stack's rules (infra/constructs/fleet.py)
+from the shared settings:
+
+- Wake: `wake(role, need)` raises the pool to min(need, its maximum) at
+  once and never lowers it, as submit does to a deployed service.
+- Size: a pool running fewer workers than its backlog (visible plus in
+  flight) is set to the backlog's level (`worker.settings.scaling_level`),
+  never above the backlog; a pool with enough workers is left alone, so a
+  draining pool is never shrunk under its work.
+- Rest: after the backlog has been empty for the idle window while workers
+  ran, the pool goes to zero.
+
+The cloud evaluates once a minute on CloudWatch metrics; the local fleet
+every `poll_s` on the queue itself, which has none of CloudWatch's gaps and
+delays, so it needs none of the stack's precautions against them. A worker
+process that dies is replaced at the next step.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from worker.ledger import Phase
-from worker.settings import ScalingStep, scaling_change
+from worker.settings import scaling_level
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +73,6 @@ class Fleet:
         env: Mapping[str, str],
         max_workers: int,
         max_reducers: int,
-        steps: tuple[ScalingStep, ...],
         idle_s: float,
         log_dir: Path,
         poll_s: float = 1.0,
@@ -76,7 +85,6 @@ class Fleet:
             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
         ]
         self.env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path)}
-        self.steps = steps
         self.idle_s = idle_s
         self.poll_s = poll_s
         self.log_dir = log_dir
@@ -106,14 +114,15 @@ class Fleet:
                 visible = int(attrs["ApproximateNumberOfMessages"])
                 in_flight = int(attrs["ApproximateNumberOfMessagesNotVisible"])
                 self._reap(pool)
-                if visible + in_flight == 0:
+                backlog = visible + in_flight
+                if backlog == 0:
                     pool.idle_since = pool.idle_since or now
                     if now - pool.idle_since >= self.idle_s:
                         pool.desired = 0
                 else:
                     pool.idle_since = None
-                    change = scaling_change(self.steps, visible)
-                    pool.desired = max(0, min(pool.max_size, pool.desired + change))
+                    if backlog > len(pool.procs):
+                        pool.desired = scaling_level(backlog, pool.max_size)
                 self._converge(pool)
                 self.history.append(
                     Sample(
@@ -163,12 +172,13 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
 
-    def wake(self, role: Phase, at_least: int) -> None:
+    def wake(self, role: Phase | str, need: int) -> None:
         """Start workers now for work just queued, as submit raises a deployed
-        service's desired count; scale-in stays with the idle rule."""
+        service's desired count (worker.ecs.Wake); scale-in stays with the
+        idle rule."""
         with self._lock:
-            pool = self.pools[role]
-            pool.desired = max(pool.desired, min(pool.max_size, at_least))
+            pool = self.pools[Phase(role)]
+            pool.desired = max(pool.desired, min(pool.max_size, need))
             pool.idle_since = None
             self._converge(pool)
 

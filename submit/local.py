@@ -94,7 +94,6 @@ class LocalDrover:
                 env=env,
                 max_workers=self.options.max_workers,
                 max_reducers=self.options.max_reducers,
-                steps=self.settings.scale_out_steps,
                 idle_s=self.options.idle_s,
                 poll_s=self.options.poll_s,
                 log_dir=self.options.log_dir or drover_home() / "logs",

@@ -28,6 +28,7 @@ from submit.errors import OperationalError
 from submit.lost_work import record_held
 from submit.resources import Resources
 from worker import storage
+from worker.ecs import Wake
 from worker.jobs import get_job
 from worker.ledger import ItemKey, JobRecord, JobState, Phase
 from worker.ledger.admin import Admin, RetryPlan
@@ -49,8 +50,16 @@ class Resumed:
         return asdict(self)
 
 
-def _resume(clients: Clients, resources: Resources, plan: RetryPlan, *, dry_run: bool) -> Resumed:
-    """Open the plan's job again and send its work; with `dry_run`, only say."""
+def _resume(
+    clients: Clients,
+    resources: Resources,
+    plan: RetryPlan,
+    *,
+    dry_run: bool,
+    wake: Wake | None = None,
+) -> Resumed:
+    """Open the plan's job again and send its work, then ask for workers for
+    it with `wake`; with `dry_run`, only say."""
     job = plan.job
     resumed = Resumed(
         job.job_id,
@@ -66,10 +75,13 @@ def _resume(clients: Clients, resources: Resources, plan: RetryPlan, *, dry_run:
     ledger.open_retry(plan)
     if plan.finalize_only:
         _finalize(ledger, job)
-    elif plan.phase is Phase.MAP:
+        return resumed
+    if plan.phase is Phase.MAP:
         _send_chunks(clients, resources, job, plan.numbers)
     else:
         trigger_reduce(clients.sqs, resources.reduce_queue_url, job, partitions=plan.numbers)
+    if wake is not None and plan.numbers:
+        wake(plan.phase, len(plan.numbers))
     return resumed
 
 
@@ -113,12 +125,20 @@ def _holding(
         yield held
 
 
-def retry(clients: Clients, resources: Resources, job_id: str, *, dry_run: bool = False) -> Resumed:
-    """Send a job's failed work again and take its messages out of the DLQs."""
+def retry(
+    clients: Clients,
+    resources: Resources,
+    job_id: str,
+    *,
+    dry_run: bool = False,
+    wake: Wake | None = None,
+) -> Resumed:
+    """Send a job's failed work again and take its messages out of the DLQs;
+    `wake` asks for workers for what was sent."""
     ledger = clients.ledger(resources)
     ledger.plan_retry(job_id)  # fails early, before the queues are read
     with _holding(clients, resources, record=not dry_run) as held:
-        resumed = _resume(clients, resources, ledger.plan_retry(job_id), dry_run=dry_run)
+        resumed = _resume(clients, resources, ledger.plan_retry(job_id), dry_run=dry_run, wake=wake)
         for q, letters in held.items():
             mine = [d for d in letters if d.job_id == job_id]
             resumed.dead_letters_removed += len(mine)
@@ -163,9 +183,11 @@ def redrive(
     job_id: str | None = None,
     queue: str | None = None,
     dry_run: bool = False,
+    wake: Wake | None = None,
 ) -> RedriveReport:
     """Take messages out of the DLQs (one job's, or all) and put their work
-    back: failed jobs are resumed, anything else is sent back as it was."""
+    back: failed jobs are resumed, anything else is sent back as it was;
+    `wake` asks for workers for what was put back."""
     ledger = clients.ledger(resources)
     report = RedriveReport(dry_run=dry_run)
     with _holding(clients, resources, queue, record=not dry_run) as held:
@@ -180,7 +202,7 @@ def redrive(
             if job is None or job.state is not JobState.FAILED:
                 continue
             failed.add(j)
-            resumed = _resume(clients, resources, ledger.plan_retry(j), dry_run=dry_run)
+            resumed = _resume(clients, resources, ledger.plan_retry(j), dry_run=dry_run, wake=wake)
             resumed.dead_letters_removed = sum(
                 1 for letters in chosen.values() for d in letters if d.job_id == j
             )
@@ -194,6 +216,8 @@ def redrive(
             _reopen_sent_back(ledger, back)
             dlq.send_back(clients.sqs, q, back)
             dlq.delete(clients.sqs, q, held[q], letters)
+            if wake is not None and back:
+                wake(q.phase, len(back))
     return report
 
 

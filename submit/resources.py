@@ -34,6 +34,9 @@ class Resources:
     map_service: str | None = None
     reduce_service: str | None = None
     endpoint_url: str | None = None
+    # The deployed fleets' maxima, which bound a wake-up.
+    map_max_tasks: int | None = None
+    reduce_max_tasks: int | None = None
 
     def worker_env(self) -> dict[str, str]:
         """The environment a worker process needs to serve these resources."""
@@ -56,7 +59,10 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
     outputs = {o["OutputKey"]: o["OutputValue"] for o in found[0].get("Outputs", [])}
     missing = [k for k in names.ALL_OUTPUTS if k not in outputs]
     if missing:
-        raise ResourceError(f"stack {stack!r} lacks outputs {missing}: is it a Drover stack?")
+        raise ResourceError(
+            f"stack {stack!r} lacks outputs {missing}: is it a Drover stack? (A stack "
+            "deployed by an older Drover gains them with `cdk deploy`.)"
+        )
     return Resources(
         bucket=outputs[names.OUTPUT_BUCKET],
         table=outputs[names.OUTPUT_TABLE],
@@ -67,6 +73,8 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
         cluster=outputs[names.OUTPUT_CLUSTER],
         map_service=outputs[names.OUTPUT_MAP_SERVICE],
         reduce_service=outputs[names.OUTPUT_REDUCE_SERVICE],
+        map_max_tasks=int(outputs[names.OUTPUT_MAP_MAX_TASKS]),
+        reduce_max_tasks=int(outputs[names.OUTPUT_REDUCE_MAX_TASKS]),
     )
 
 

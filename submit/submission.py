@@ -23,6 +23,7 @@ from submit.errors import UsageError
 from submit.resources import Resources
 from submit.splitting import InputError, InputFile, Placed, discover, plan_chunks
 from worker import storage
+from worker.ecs import Wake
 from worker.jobs import get_job
 from worker.ledger import Phase
 from worker.messages import MapTask, to_json
@@ -156,11 +157,15 @@ def submit_job(
     max_failures: int = 0,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
-    wake: Callable[[Phase, int], object] | None = None,
+    wake: Wake | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> Submitted:
     """Validate, upload, plan and enqueue a job; returns once it is queued.
-    `wake(phase, n)` then asks for workers for the n messages just queued."""
+
+    Once its messages are queued, `wake(fleet, need)` asks for the workers (a
+    map worker per chunk, or a reducer per partition for a job of no chunks)
+    rather than wait minutes for the queue alarm. Not before: a worker started
+    during a long upload would idle, billed, until the messages came."""
     started = time.monotonic()
     checked = check_request(
         job=job,
@@ -221,9 +226,12 @@ def submit_job(
         if wake is not None:
             wake(Phase.MAP, len(tasks))
     else:
-        trigger_reduce(clients.sqs, resources.reduce_queue_url, ledger.require(job_id))
-        if wake is not None:
-            wake(Phase.REDUCE, partitions)
+        trigger_reduce(
+            clients.sqs,
+            resources.reduce_queue_url,
+            ledger.require(job_id),
+            wake=None if wake is None else (lambda n: wake(Phase.REDUCE, n)),
+        )
     return Submitted(
         job_id=job_id,
         chunks=len(tasks),

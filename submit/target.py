@@ -3,8 +3,8 @@ stack found by name through CloudFormation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import NoCredentialsError, NoRegionError
 
@@ -13,10 +13,9 @@ from submit.embedded import local_client
 from submit.local import running_state
 from submit.resources import ResourceError, Resources, from_stack
 from worker.clients import client
-from worker.ecs import wake_service
+from worker.ecs import Service, Wake, Waker
 from worker.ledger import Phase
 from worker.names import DEFAULT_STACK_NAME
-from worker.settings import load as load_settings
 
 
 @dataclass(frozen=True)
@@ -25,14 +24,11 @@ class Target:
     resources: Resources
     description: str
     local: bool
-    # Starts workers of a phase for n queued messages at once, where that is
-    # possible.
-    wake: Callable[[Phase, int], object] | None = None
+    # Starts workers for queued work at once, where that is possible.
+    wake: Wake | None = None
 
 
-def local_target(
-    endpoint_url: str, resources: Resources, wake: Callable[[Phase, int], object] | None = None
-) -> Target:
+def local_target(endpoint_url: str, resources: Resources, wake: Wake | None = None) -> Target:
     return Target(
         clients=Clients(
             s3=local_client("s3", endpoint_url),
@@ -57,17 +53,6 @@ def resolve(stack: str | None) -> Target:
     try:
         resources = from_stack(client("cloudformation"), name)
         ecs = client("ecs")
-        settings = load_settings()
-
-        def wake(phase: Phase, messages: int) -> object:
-            service = resources.map_service if phase is Phase.MAP else resources.reduce_service
-            most = settings.max_workers if phase is Phase.MAP else settings.max_reducers
-            if not (resources.cluster and service):
-                return None
-            return wake_service(
-                ecs, cluster=resources.cluster, service=service, at_least=min(messages, most)
-            )
-
         return Target(
             clients=Clients(
                 s3=client("s3"), sqs=client("sqs"), dynamodb=client("dynamodb"), ecs=ecs
@@ -75,8 +60,24 @@ def resolve(stack: str | None) -> Target:
             resources=resources,
             description=f"stack {name}",
             local=False,
-            wake=wake,
+            wake=deployed_wake(ecs, resources),
         )
     except (NoCredentialsError, NoRegionError) as e:
         hint = "" if stack else " No embedded AWS is running either (`python -m submit local up`)."
         raise ResourceError(f"cannot reach stack {name!r}: {e}.{hint}") from e
+
+
+def deployed_wake(ecs: Any, resources: Resources) -> Wake | None:
+    """The stack's services, bounded by the maxima the stack was deployed
+    with (its outputs), whatever the local cdk.json says."""
+    if not resources.cluster:
+        return None
+    services = {
+        phase.value: Service(name, max_tasks)
+        for phase, name, max_tasks in (
+            (Phase.MAP, resources.map_service, resources.map_max_tasks),
+            (Phase.REDUCE, resources.reduce_service, resources.reduce_max_tasks),
+        )
+        if name and max_tasks
+    }
+    return Waker(ecs, cluster=resources.cluster, services=services)

@@ -16,13 +16,15 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from worker import names
 from worker import settings as cfg
+from worker.activity import ActivityReport
 from worker.clients import client
 from worker.consumer import EXIT_FORCED, Consumer
-from worker.ecs import TaskProtection, wake_service
+from worker.ecs import Service, TaskProtection, Waker
 from worker.jobs import load_jobs
 from worker.ledger import Ledger, Phase
 from worker.phases import MapReduce
@@ -63,16 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     sqs, s3 = client("sqs"), client("s3")
     reduce_queue_url = _env(names.ENV_REDUCE_QUEUE_URL)
     queue_url = _env(names.ENV_MAP_QUEUE_URL) if phase is Phase.MAP else reduce_queue_url
-    wake = None
+    wake: Callable[[int], object] | None = None
     cluster, reduce_service = (
         os.environ.get(names.ENV_CLUSTER),
         os.environ.get(names.ENV_REDUCE_SERVICE),
     )
     if phase is Phase.MAP and cluster and reduce_service:
-        ecs = client("ecs")
+        reducers = Service(
+            reduce_service, int(os.environ.get(names.ENV_REDUCE_MAX_TASKS, defaults.max_reducers))
+        )
+        waker = Waker(client("ecs"), cluster=cluster, services={Phase.REDUCE.value: reducers})
 
-        def wake() -> None:
-            wake_service(ecs, cluster=cluster, service=reduce_service, at_least=1)
+        def wake(partitions: int) -> None:
+            waker(Phase.REDUCE, partitions)
 
     handler = MapReduce(
         phase=phase,
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         receive_batch_size=defaults.receive_batch_size,
         stop_timeout_s=float(os.environ.get(names.ENV_STOP_TIMEOUT_S, defaults.stop_timeout_s)),
         protection=TaskProtection(),
+        activity=ActivityReport(os.environ.get(names.ENV_ACTIVITY_FLEET)),
         burst=args.burst,
         max_messages=args.max_messages,
     )

@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from worker.activity import ActivityReport
 from worker.ecs import TaskProtection
 from worker.keepalive import KeepAlive
 from worker.queues import (
@@ -101,6 +102,7 @@ class Consumer:
         receive_wait_s: int = 20,
         receive_batch_size: int = 1,
         protection: TaskProtection | None = None,
+        activity: ActivityReport | None = None,
         burst: bool = False,
         max_messages: int | None = None,
     ) -> None:
@@ -112,6 +114,7 @@ class Consumer:
         self.receive_wait_s = receive_wait_s
         self.receive_batch_size = receive_batch_size
         self.protection = protection or TaskProtection(agent_uri="")
+        self.activity = activity or ActivityReport(None)
         self.burst = burst
         self.max_messages = max_messages
         self.stats = Stats()
@@ -124,6 +127,7 @@ class Consumer:
             visibility_timeout_s=queue.visibility_timeout_s,
             stop_timeout_s=stop_timeout_s,
             before_exit=self._before_forced_exit,
+            on_tick=self._tick,
         )
 
     def request_stop(self) -> None:
@@ -158,6 +162,7 @@ class Consumer:
                         break
                     continue
                 self.protection.hold()
+                self.activity.busy()
                 for i, message in enumerate(messages):
                     if self.stopping:
                         change_visibility_batches(
@@ -226,6 +231,12 @@ class Consumer:
                     reason=reason,
                     receives=delivery.receives,
                 )
+
+    def _tick(self, holding: bool) -> None:
+        """A few times a second, from the keepalive thread: renew the task's
+        scale-in protection when due, and report whether work is in hand."""
+        self.protection.renew_if_due()
+        self.activity.tick(holding=holding)
 
     def _before_forced_exit(self) -> None:
         self.deletes.flush()

@@ -40,6 +40,7 @@ class KeepAlive:
         visibility_timeout_s: int,
         stop_timeout_s: float,
         before_exit: Callable[[], None] = lambda: None,
+        on_tick: Callable[[bool], None] = lambda holding: None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -49,6 +50,7 @@ class KeepAlive:
         # Leave time to hand the message back and exit before SIGKILL.
         self.grace_s = min(10.0, stop_timeout_s / 4)
         self.before_exit = before_exit
+        self.on_tick = on_tick
         self.stop_requested_at: float | None = None
         self._receipt: str | None = None
         self._message_id = ""
@@ -83,6 +85,7 @@ class KeepAlive:
 
     def _watch(self) -> None:
         while not self._done.wait(TICK_S):
+            self.on_tick(self._receipt is not None)
             with self._lock:
                 receipt = self._receipt
                 if receipt is None:

@@ -17,6 +17,11 @@ ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
 ENV_BUCKET = "DROVER_BUCKET"
 ENV_VISIBILITY_TIMEOUT_S = "DROVER_VISIBILITY_TIMEOUT_S"
 ENV_WORKER_ID = "DROVER_WORKER_ID"
+# The map worker's bound when it wakes the reduce fleet.
+ENV_REDUCE_MAX_TASKS = "DROVER_REDUCE_MAX_TASKS"
+# The value of the activity metric's Fleet dimension; workers report only
+# where it is set (on Fargate, by the stack).
+ENV_ACTIVITY_FLEET = "DROVER_ACTIVITY_FLEET"
 # Modules the worker and submit import at start-up for their @register jobs,
 # comma-separated.
 ENV_JOB_MODULES = "DROVER_JOB_MODULES"
@@ -38,6 +43,10 @@ OUTPUT_REDUCE_DLQ_URL = "ReduceDeadLetterQueueUrl"
 OUTPUT_CLUSTER = "ClusterName"
 OUTPUT_MAP_SERVICE = "MapServiceName"
 OUTPUT_REDUCE_SERVICE = "ReduceServiceName"
+# The deployed maxima: a wake-up never asks for more than the stack allows,
+# whatever the local cdk.json says.
+OUTPUT_MAP_MAX_TASKS = "MapMaxTasks"
+OUTPUT_REDUCE_MAX_TASKS = "ReduceMaxTasks"
 ALL_OUTPUTS = (
     OUTPUT_BUCKET,
     OUTPUT_TABLE,
@@ -48,6 +57,8 @@ ALL_OUTPUTS = (
     OUTPUT_CLUSTER,
     OUTPUT_MAP_SERVICE,
     OUTPUT_REDUCE_SERVICE,
+    OUTPUT_MAP_MAX_TASKS,
+    OUTPUT_REDUCE_MAX_TASKS,
 )
 
 DEFAULT_STACK_NAME = "Drover"
@@ -70,3 +81,9 @@ MAP_OUTPUT_PREFIX = "jobs/"
 # patterns such as jobs/*/map/).
 MAP_OUTPUT_TAG_KEY = "drover:kind"
 MAP_OUTPUT_TAG_VALUE = "map-output"
+
+# The metric workers report in CloudWatch's embedded metric format: whether
+# any of a fleet's workers held a message (see worker.activity).
+ACTIVITY_NAMESPACE = "Drover"
+ACTIVITY_METRIC = "BusyWorkers"
+ACTIVITY_DIMENSION = "Fleet"

@@ -102,7 +102,7 @@ class MapReduce:
         worker_id: str,
         sqs: SQSClient | None = None,
         reduce_queue_url: str | None = None,
-        wake_reducers: Callable[[], None] | None = None,
+        wake_reducers: Callable[[int], object] | None = None,
     ) -> None:
         if phase is Phase.MAP and not (sqs and reduce_queue_url):
             raise ValueError("a map worker needs SQS and the reduce queue URL")

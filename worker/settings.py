@@ -10,59 +10,89 @@ import it, and it must not import boto3 or aws-cdk-lib.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ScalingStep:
-    """One step of step scaling on the number of visible messages.
-
-    Same meaning as `aws_applicationautoscaling.ScalingInterval`: the step
-    applies when `lower <= visible < upper` (a missing bound is open) and
-    changes the task count by `change`.
-    """
-
-    change: int
-    lower: int | None = None
-    upper: int | None = None
-
-    def matches(self, visible: int) -> bool:
-        return (self.lower is None or visible >= self.lower) and (
-            self.upper is None or visible < self.upper
-        )
-
-    def as_cdk(self) -> dict[str, int]:
-        out = {"change": self.change}
-        if self.lower is not None:
-            out["lower"] = self.lower
-        if self.upper is not None:
-            out["upper"] = self.upper
-        return out
-
-
-# Scale out from the first visible message (the pattern's default waits for
-# 100, which leaves a fleet at zero asleep), faster on deep backlogs. Scale-in
-# is not a step on visible messages: it happens only after the backlog
-# including in-flight messages has been zero for `scale_in_idle_s`.
-DEFAULT_SCALE_OUT_STEPS: tuple[ScalingStep, ...] = (
-    ScalingStep(lower=1, upper=100, change=1),
-    ScalingStep(lower=100, upper=500, change=2),
-    ScalingStep(lower=500, change=5),
-)
-
-# Seconds a fleet waits after a scale-out step before the next one.
+# How a fleet scales (the stack's alarms and policies, infra/constructs/fleet.py,
+# and the local fleet, submit/fleet.py, both read these):
+#
+# - Wake: whoever queues work raises the service's desired count at once to
+#   min(need, maximum), never lowering it (worker.ecs.wake_service).
+# - Size: a fleet that runs fewer tasks than its backlog (visible plus in
+#   flight) is set to the level of that backlog: an exact capacity, so a
+#   repeated alarm action changes nothing, and never more than the backlog.
+# - Rest: once the workers themselves report that none of them held a message
+#   and the queue showed none for the idle window, the fleet is set to zero.
+#
+# CloudWatch's metric period for every scaling alarm.
+METRIC_PERIOD_S = 60
+# Application Auto Scaling accepts at most this many step adjustments in one
+# step scaling policy (a quota that cannot be raised).
+MAX_STEP_ADJUSTMENTS = 20
+# The sizing alarm acts when this many of its last SIZING_EVALUATION_PERIODS
+# minutes show a shortfall: one spurious point, or a sample taken while
+# submit is still enqueueing, does not act on its own.
+SIZING_EVALUATION_PERIODS = 3
+SIZING_DATAPOINTS_TO_ALARM = 2
+# Seconds a sizing step waits before a smaller one may follow.
 SCALE_OUT_COOLDOWN_S = 60
+# Idle minutes within the idle window that may show a stray in-flight message
+# (SQS reports a spurious 1 on an empty queue now and then).
+IDLE_SPURIOUS_MINUTES = 1
+# After setting a fleet to zero, the idle policy acts again no sooner than
+# this: longer than its alarm can stay in ALARM on minutes that were idle
+# before the scale-in (metric delay plus the spurious allowance), so a wake-up
+# made in that time is never undone.
+IDLE_COOLDOWN_S = 300
+
+# Workers report whether they held a message in CloudWatch's embedded metric
+# format (a JSON line on stdout that CloudWatch Logs turns into a metric):
+# evidence of idleness that, unlike SQS's metrics, has no 15-minute gap when
+# a queue turns active again after six idle hours.
+ACTIVITY_REPORT_S = 20
+
+# Task scale-in protection (worker.ecs.TaskProtection): set for this long
+# when a worker takes a message, renewed once half of it has passed.
+PROTECTION_MINUTES = 60
+PROTECTION_RENEW_AFTER_S = PROTECTION_MINUTES * 60 / 2
 
 
-def scaling_change(steps: Sequence[ScalingStep], visible: int) -> int:
-    """The change the first matching scale-out step asks for, 0 if none."""
-    for step in steps:
-        if step.matches(visible):
-            return step.change
-    return 0
+def scaling_levels(max_tasks: int) -> tuple[int, ...]:
+    """The task counts the sizing policy can set, from 1 to `max_tasks`.
+
+    Every count up to MAX_STEP_ADJUSTMENTS; above that a geometric ladder
+    from 1 to `max_tasks` in MAX_STEP_ADJUSTMENTS rungs (each at least one
+    above the last), so that a backlog between two rungs gets the lower one.
+    """
+    if max_tasks < 1:
+        raise ValueError(f"a fleet needs a maximum of 1 task or more, got {max_tasks}")
+    if max_tasks <= MAX_STEP_ADJUSTMENTS:
+        return tuple(range(1, max_tasks + 1))
+    last = MAX_STEP_ADJUSTMENTS - 1
+    levels = [1]
+    for i in range(1, last + 1):
+        rung = int(max_tasks ** (i / last) + 1e-9)
+        levels.append(max(levels[-1] + 1, rung))
+    levels[-1] = max_tasks
+    return tuple(levels)
+
+
+def scaling_level(backlog: int, max_tasks: int) -> int:
+    """The task count the sizing policy sets for `backlog` messages: the
+    highest level not above it (0 for an empty backlog)."""
+    return max((level for level in scaling_levels(max_tasks) if level <= backlog), default=0)
+
+
+def idle_periods(idle_s: int) -> int:
+    """Minutes of the idle alarm's window."""
+    return max(1, -(-idle_s // METRIC_PERIOD_S))
+
+
+def idle_datapoints_to_alarm(idle_s: int) -> int:
+    periods = idle_periods(idle_s)
+    return max(1, periods - IDLE_SPURIOUS_MINUTES)
 
 
 @dataclass(frozen=True)
@@ -85,7 +115,6 @@ class Settings:
     dlq_retention_days: int = 14
     map_output_expiry_days: int = 7
     log_retention_days: int = 30
-    scale_out_steps: tuple[ScalingStep, ...] = DEFAULT_SCALE_OUT_STEPS
     scale_in_idle_s: int = 900
     default_chunk_size_bytes: int = 16 * 1024 * 1024
     default_partitions: int = 1

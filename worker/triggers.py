@@ -28,10 +28,11 @@ def trigger_reduce(
     job: JobRecord,
     *,
     partitions: Iterable[int] | None = None,
-    wake: Callable[[], None] | None = None,
+    wake: Callable[[int], object] | None = None,
 ) -> None:
     """Send the reduce messages of `partitions` (default: all of them), then
-    ask for a reducer with `wake`, best effort."""
+    ask for a reducer per partition sent (`wake(n)`, bounded by the reduce
+    fleet's maximum), best effort."""
     chosen = range(job.partitions) if partitions is None else partitions
     bodies = (
         to_json(
@@ -51,6 +52,6 @@ def trigger_reduce(
     log.info("job %s: reduce triggered for %d partition(s)", job.job_id, sent)
     if wake is not None:
         try:
-            wake()
+            wake(sent)
         except Exception as e:  # waking is an optimization; autoscaling still follows
             log.warning("job %s: could not wake the reduce fleet: %s", job.job_id, e)

@@ -21,7 +21,6 @@ from infra.constructs.storage import Storage
 from infra.constructs.work_queue import WorkQueue
 from infra.nag import acknowledge, wildcard_resource
 from worker import names
-from worker import settings as cfg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "worker/Dockerfile"
@@ -138,8 +137,6 @@ class DroverStack(Stack):
             "image": image,
             "cpu": settings.worker_cpu,
             "memory_mib": settings.worker_memory_mib,
-            "scale_out_steps": settings.scale_out_steps,
-            "scale_out_cooldown_s": cfg.SCALE_OUT_COOLDOWN_S,
             "scale_in_idle_s": settings.scale_in_idle_s,
             "stop_timeout_s": settings.stop_timeout_s,
             "use_spot": settings.use_spot,
@@ -151,11 +148,13 @@ class DroverStack(Stack):
             command="reduce",
             queue=reduce_work.queue,
             environment=environment,
+            activity_fleet=f"{self.stack_name}-reduce",
             max_tasks=settings.max_reducers,
             **fleet_options,
         )
         # The map worker that completes a job wakes the reduce fleet itself
-        # (UpdateService), rather than wait minutes for its queue alarm.
+        # (UpdateService, up to the reducers' maximum), rather than wait
+        # minutes for its queue alarm.
         mappers = QueueFleet(
             self,
             "MapFleet",
@@ -165,7 +164,9 @@ class DroverStack(Stack):
                 **environment,
                 names.ENV_CLUSTER: cluster.cluster_name,
                 names.ENV_REDUCE_SERVICE: reducers.service.service_name,
+                names.ENV_REDUCE_MAX_TASKS: str(settings.max_reducers),
             },
+            activity_fleet=f"{self.stack_name}-map",
             max_tasks=settings.max_workers,
             **fleet_options,
         )
@@ -203,6 +204,8 @@ class DroverStack(Stack):
             names.OUTPUT_CLUSTER: cluster.cluster_name,
             names.OUTPUT_MAP_SERVICE: mappers.service.service_name,
             names.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
+            names.OUTPUT_MAP_MAX_TASKS: str(settings.max_workers),
+            names.OUTPUT_REDUCE_MAX_TASKS: str(settings.max_reducers),
         }
         for key in names.ALL_OUTPUTS:
             CfnOutput(self, key, value=outputs[key])

@@ -186,6 +186,7 @@ def cmd_dlq_redrive(args: argparse.Namespace) -> int:
         job_id=args.job,
         queue=args.queue,
         dry_run=args.dry_run,
+        wake=target.wake,
     )
     if args.json:
         render.print_json(report.to_dict())
@@ -220,7 +221,9 @@ def cmd_dlq_purge(args: argparse.Namespace) -> int:
 
 def cmd_retry(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
-    resumed = recovery.retry(target.clients, target.resources, args.job_id, dry_run=args.dry_run)
+    resumed = recovery.retry(
+        target.clients, target.resources, args.job_id, dry_run=args.dry_run, wake=target.wake
+    )
     if args.json:
         render.print_json({"dry_run": args.dry_run, **resumed.to_dict()})
         return EXIT_OK

@@ -10,6 +10,7 @@ from tests.infra.lookup import fleet, props, refs, resources
 from worker import names
 
 COMMON_ENV = (
+    names.ENV_ACTIVITY_FLEET,
     names.ENV_BUCKET,
     names.ENV_TABLE,
     names.ENV_MAP_QUEUE_URL,
@@ -39,7 +40,12 @@ def test_container_runs_the_worker_with_a_120_s_stop_timeout(
 def test_environment_names_the_resources(default: Synthesis) -> None:
     mappers, reducers = fleet(default.raw, "map"), fleet(default.raw, "reduce")
     map_env, reduce_env = mappers.environment(default.raw), reducers.environment(default.raw)
-    assert set(map_env) == {*COMMON_ENV, names.ENV_CLUSTER, names.ENV_REDUCE_SERVICE}
+    assert set(map_env) == {
+        *COMMON_ENV,
+        names.ENV_CLUSTER,
+        names.ENV_REDUCE_SERVICE,
+        names.ENV_REDUCE_MAX_TASKS,
+    }
     assert set(reduce_env) == set(COMMON_ENV)
     for env in (map_env, reduce_env):
         assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
@@ -48,6 +54,9 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
             default.deployment.settings.visibility_timeout_s
         )
     assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
+    # Each fleet reports its activity under its own name, unique per stack.
+    assert map_env[names.ENV_ACTIVITY_FLEET] == "Drover-map"
+    assert reduce_env[names.ENV_ACTIVITY_FLEET] == "Drover-reduce"
 
 
 def test_logs_are_kept_for_the_configured_days(default: Synthesis) -> None:

@@ -34,6 +34,11 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
         names.OUTPUT_CLUSTER: {"Ref": cluster},
         names.OUTPUT_MAP_SERVICE: {"Fn::GetAtt": [mappers.service, "Name"]},
         names.OUTPUT_REDUCE_SERVICE: {"Fn::GetAtt": [reducers.service, "Name"]},
+        # The maxima a wake-up is bounded by, as deployed.
+        names.OUTPUT_MAP_MAX_TASKS: str(props(default.raw, mappers.scalable_target)["MaxCapacity"]),
+        names.OUTPUT_REDUCE_MAX_TASKS: str(
+            props(default.raw, reducers.scalable_target)["MaxCapacity"]
+        ),
     }
     assert {k: v["Value"] for k, v in default.raw["Outputs"].items()} == expected
 

@@ -1,4 +1,5 @@
-"""The local fleet scales on queue depth by the stack's steps."""
+"""The local fleet scales by the stack's rules: the backlog's level up to
+the maximum, never more workers than messages, zero once idle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from submit.clients import Clients
 from submit.fleet import Fleet, Pool
 from submit.resources import Resources
 from worker.ledger import Phase
-from worker.settings import DEFAULT_SCALE_OUT_STEPS, load
+from worker.settings import load, scaling_level
 
 
 class SleepingFleet(Fleet):
@@ -33,7 +34,6 @@ def fleet(clients: Clients, resources: Resources, tmp_path: Path) -> Iterator[Fl
         env={},
         max_workers=4,
         max_reducers=1,
-        steps=DEFAULT_SCALE_OUT_STEPS,
         idle_s=0,
         log_dir=tmp_path,
     )
@@ -47,31 +47,53 @@ def send(clients: Clients, url: str, n: int) -> None:
         clients.sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
-def test_local_mode_uses_the_stack_steps() -> None:
-    steps = load().scale_out_steps
-    assert steps[0].lower == 1 and steps[0].change >= 1
+def test_local_mode_sets_the_levels_the_stack_sets() -> None:
+    settings = load()
+    for backlog in (1, 3, settings.max_workers, 10 * settings.max_workers):
+        assert scaling_level(backlog, settings.max_workers) == min(backlog, settings.max_workers)
 
 
-def test_one_message_wakes_a_fleet_at_zero_and_it_grows_to_its_maximum(
+def test_one_message_wakes_one_worker_and_no_more(
     fleet: Fleet, clients: Clients, resources: Resources
 ) -> None:
+    """The old +1 steps grew a 1-chunk job to the maximum; an exact level
+    starts one worker for one message, however often the rule runs."""
     fleet.step()
     assert len(fleet.workers(Phase.MAP)) == 0
     send(clients, resources.map_queue_url, 1)
-    fleet.step()
-    assert len(fleet.workers(Phase.MAP)) == 1
     for _ in range(6):
         fleet.step()
-    assert len(fleet.workers(Phase.MAP)) == 4
+    assert len(fleet.workers(Phase.MAP)) == 1
     assert fleet.workers(Phase.REDUCE) == []
 
 
-def test_deep_backlogs_add_workers_faster(
+def test_a_deep_backlog_gets_the_maximum_at_once(
     fleet: Fleet, clients: Clients, resources: Resources
 ) -> None:
-    send(clients, resources.map_queue_url, 120)
+    send(clients, resources.map_queue_url, 3)
     fleet.step()
-    assert len(fleet.workers(Phase.MAP)) == 2
+    assert len(fleet.workers(Phase.MAP)) == 3
+    send(clients, resources.map_queue_url, 117)
+    fleet.step()
+    assert len(fleet.workers(Phase.MAP)) == 4
+
+
+def test_a_draining_backlog_keeps_its_workers(
+    fleet: Fleet, clients: Clients, resources: Resources
+) -> None:
+    """Scale-in is the idle rule's alone: a pool with more workers than
+    messages left is not shrunk under the ones still in hand."""
+    send(clients, resources.map_queue_url, 4)
+    fleet.step()
+    received = clients.sqs.receive_message(QueueUrl=resources.map_queue_url, MaxNumberOfMessages=3)[
+        "Messages"
+    ]
+    for message in received[1:]:
+        clients.sqs.delete_message(
+            QueueUrl=resources.map_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    fleet.step()
+    assert len(fleet.workers(Phase.MAP)) == 4
 
 
 def test_in_flight_work_keeps_workers_and_an_empty_backlog_releases_them(
@@ -105,5 +127,13 @@ def test_a_dead_worker_is_replaced(fleet: Fleet, clients: Clients, resources: Re
 def test_wake_starts_workers_before_the_queue_shows_depth(fleet: Fleet) -> None:
     fleet.wake(Phase.MAP, 3)
     assert len(fleet.workers(Phase.MAP)) == 3
-    fleet.wake(Phase.MAP, 10)
+    fleet.wake("map", 10)
     assert len(fleet.workers(Phase.MAP)) == 4
+    fleet.wake(Phase.REDUCE, 2)
+    assert len(fleet.workers(Phase.REDUCE)) == 1
+
+
+def test_wake_never_lowers_a_pool(fleet: Fleet) -> None:
+    fleet.wake(Phase.MAP, 3)
+    fleet.wake(Phase.MAP, 1)
+    assert len(fleet.workers(Phase.MAP)) == 3
