@@ -41,7 +41,6 @@ class Resources:
     def worker_env(self) -> dict[str, str]:
         """The environment a worker process needs to serve these resources."""
         return {
-            names.ENV_BUCKET: self.bucket,
             names.ENV_TABLE: self.table,
             names.ENV_MAP_QUEUE_URL: self.map_queue_url,
             names.ENV_REDUCE_QUEUE_URL: self.reduce_queue_url,

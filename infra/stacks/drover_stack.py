@@ -125,11 +125,9 @@ class DroverStack(Stack):
             platform=ecr_assets.Platform.LINUX_AMD64,
         )
         environment = {
-            names.ENV_BUCKET: storage.bucket.bucket_name,
             names.ENV_TABLE: storage.table.table_name,
             names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
             names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
-            names.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
         }
         fleet_options = {
             "cluster": cluster,

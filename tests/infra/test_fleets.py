@@ -11,11 +11,9 @@ from worker import names
 
 COMMON_ENV = (
     names.ENV_ACTIVITY_FLEET,
-    names.ENV_BUCKET,
     names.ENV_TABLE,
     names.ENV_MAP_QUEUE_URL,
     names.ENV_REDUCE_QUEUE_URL,
-    names.ENV_VISIBILITY_TIMEOUT_S,
 )
 
 
@@ -50,9 +48,6 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
     for env in (map_env, reduce_env):
         assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
         assert env[names.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
-        assert env[names.ENV_VISIBILITY_TIMEOUT_S] == str(
-            default.deployment.settings.visibility_timeout_s
-        )
     assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
     # Each fleet reports its activity under its own name, unique per stack.
     assert map_env[names.ENV_ACTIVITY_FLEET] == "Drover-map"
