@@ -85,6 +85,8 @@ class LocalDrover:
                 **self.resources.worker_env(),
                 names.ENV_RECEIVE_WAIT_S: str(LOCAL_RECEIVE_WAIT_S),
                 names.ENV_STOP_TIMEOUT_S: str(self.options.stop_timeout_s),
+                # The same limit per message as a deployed fleet's.
+                names.ENV_MAX_TASK_SECONDS: str(self.settings.max_task_s),
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(

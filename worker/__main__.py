@@ -1,43 +1,40 @@
 """The container program: `python -m worker map` or `python -m worker reduce`.
 
 Reads its queue, table and (for map) the reduce fleet to wake from the
-environment (worker.names), builds the clients, the ledger, the MapReduce
-handler and the queue consumer, and serves until stopped. SIGTERM stops it
-gracefully: no new messages, the one in hand finished or handed back within
-the stop timeout. A second SIGTERM or SIGINT exits at once.
+environment (worker.names, worker.wiring), starts its work process
+(worker.isolation: each message runs there, so that one past the time limit
+or of a cancelled job can be stopped), and serves the queue until stopped.
+SIGTERM stops it gracefully: no new messages, the one in hand finished or
+handed back within the stop timeout. A second SIGTERM or SIGINT exits at
+once.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from types import FrameType
 
 from worker import names
 from worker import settings as cfg
 from worker.activity import ActivityReport
 from worker.clients import client
-from worker.consumer import EXIT_FORCED, Consumer
-from worker.ecs import Service, TaskProtection, Waker
-from worker.jobs import load_jobs
-from worker.ledger import Ledger, Phase
-from worker.phases import MapReduce
+from worker.consumer import EXIT_FORCED, EXIT_UNAVAILABLE, Consumer, Unavailable
+from worker.ecs import TaskProtection
+from worker.isolation import Isolated, WorkProcess
+from worker.ledger import Phase
 from worker.queues import queue_config
+from worker.wiring import build_handler, max_task_s, queue_url
 
 log = logging.getLogger("worker")
 
-
-def _env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"worker: environment variable {name} is not set")
-    return value
+# The keepalive stops extending a message's visibility this long after the
+# time limit, should the work process not have been stopped by then.
+HOLD_MARGIN_S = 30.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,38 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     worker_id = (
         args.id or os.environ.get(names.ENV_WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}"
     )
-    load_jobs()
-
-    sqs, s3 = client("sqs"), client("s3")
-    reduce_queue_url = _env(names.ENV_REDUCE_QUEUE_URL)
-    queue_url = _env(names.ENV_MAP_QUEUE_URL) if phase is Phase.MAP else reduce_queue_url
-    wake: Callable[[int], object] | None = None
-    cluster, reduce_service = (
-        os.environ.get(names.ENV_CLUSTER),
-        os.environ.get(names.ENV_REDUCE_SERVICE),
+    limit_s = max_task_s()
+    handler = Isolated(
+        start=lambda: WorkProcess(role=phase.value, worker_id=worker_id),
+        supervisor=build_handler(phase, worker_id),
+        limit_s=limit_s,
     )
-    if phase is Phase.MAP and cluster and reduce_service:
-        reducers = Service(
-            reduce_service, int(os.environ.get(names.ENV_REDUCE_MAX_TASKS, defaults.max_reducers))
-        )
-        waker = Waker(client("ecs"), cluster=cluster, services={Phase.REDUCE.value: reducers})
-
-        def wake(partitions: int) -> None:
-            waker(Phase.REDUCE, partitions)
-
-    handler = MapReduce(
-        phase=phase,
-        s3=s3,
-        ledger=Ledger(dynamodb=client("dynamodb"), table=_env(names.ENV_TABLE)),
-        worker_id=worker_id,
-        sqs=sqs,
-        reduce_queue_url=reduce_queue_url,
-        wake_reducers=wake,
-    )
+    sqs = client("sqs")
+    url = queue_url(phase)
     consumer = Consumer(
         sqs=sqs,
-        queue_url=queue_url,
-        queue=queue_config(sqs, queue_url),
+        queue_url=url,
+        queue=queue_config(sqs, url),
         handler=handler,
         worker_id=worker_id,
         receive_wait_s=int(os.environ.get(names.ENV_RECEIVE_WAIT_S, defaults.receive_wait_s)),
@@ -101,22 +78,34 @@ def main(argv: list[str] | None = None) -> int:
         activity=ActivityReport(os.environ.get(names.ENV_ACTIVITY_FLEET)),
         burst=args.burst,
         max_messages=args.max_messages,
+        max_hold_s=limit_s + HOLD_MARGIN_S,
+        before_forced_exit=handler.kill_now,
     )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if consumer.stopping:
+            handler.kill_now()
             os._exit(EXIT_FORCED)
         consumer.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("worker %s serving %s queue", worker_id, phase.value)
-    # The clients' service models leave some 80,000 long-lived objects behind.
-    # Freezing them keeps every collection a task's allocations trigger (json
-    # builds a tuple per key of a map output) from walking them all again:
-    # that made encoding a 150,000-word map output three times slower.
-    gc.freeze()
-    return consumer.run()
+    try:
+        handler.open()
+    except Unavailable as e:
+        log.error("worker %s cannot start: %s", worker_id, e)
+        return EXIT_UNAVAILABLE
+    log.info(
+        "worker %s serving %s queue (work process %s, at most %g s a message)",
+        worker_id,
+        phase.value,
+        handler.process.pid if handler.process else "-",
+        limit_s,
+    )
+    try:
+        return consumer.run()
+    finally:
+        handler.close()
 
 
 if __name__ == "__main__":

@@ -13,10 +13,12 @@ verdict, and only the consumer touches the message afterwards:
                     reason `r` and deleted, without spending more receives
 
 A handler that raises leaves the message alone: SQS delivers it again after
-its visibility timeout. While a message is in hand, `KeepAlive` extends its
-visibility, and the task is protected from scale-in; on a stop request the
-consumer takes no new message, finishes the one in hand if it can within
-the stop timeout, and gives back any it had not started.
+its visibility timeout. A handler that raises `Unavailable` can run nothing
+now or later: the consumer gives the message back at once and stops with
+EXIT_UNAVAILABLE. While a message is in hand, `KeepAlive` extends its
+visibility, up to `max_hold_s`, and the task is protected from scale-in; on
+a stop request the consumer takes no new message, finishes the one in hand
+if it can within the stop timeout, and gives back any it had not started.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
+EXIT_UNAVAILABLE = 4  # the handler cannot run messages (its work process cannot start)
 EXIT_FORCED = 130  # a second signal
 
 
@@ -79,6 +83,10 @@ class Handler(Protocol):
     def handle(self, delivery: Delivery) -> Verdict: ...
 
 
+class Unavailable(Exception):
+    """Raised by a handler that can run no message, now or later."""
+
+
 @dataclass
 class Stats:
     started: float = field(default_factory=time.monotonic)
@@ -105,6 +113,8 @@ class Consumer:
         activity: ActivityReport | None = None,
         burst: bool = False,
         max_messages: int | None = None,
+        max_hold_s: float | None = None,
+        before_forced_exit: Callable[[], None] = lambda: None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -118,6 +128,7 @@ class Consumer:
         self.burst = burst
         self.max_messages = max_messages
         self.stats = Stats()
+        self.before_forced_exit = before_forced_exit
         self.deletes = DeleteBatcher(
             sqs, queue_url, max_age_s=min(5.0, queue.visibility_timeout_s / 4)
         )
@@ -126,6 +137,7 @@ class Consumer:
             queue_url=queue_url,
             visibility_timeout_s=queue.visibility_timeout_s,
             stop_timeout_s=stop_timeout_s,
+            max_hold_s=max_hold_s,
             before_exit=self._before_forced_exit,
             on_tick=self._tick,
         )
@@ -140,46 +152,56 @@ class Consumer:
 
     def run(self) -> int:
         self.keepalive.start()
-        seen = 0
         try:
-            while not self.stopping:
-                if self.max_messages is not None and seen >= self.max_messages:
-                    break
-                # With deletes pending, look without waiting first: an empty
-                # answer is the moment to send them before a long poll.
-                flushing = bool(self.deletes.pending)
-                wait = 0 if flushing else self.receive_wait_s
-                messages = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=self.receive_batch_size,
-                    WaitTimeSeconds=wait,
-                    AttributeNames=["ApproximateReceiveCount"],
-                ).get("Messages", [])
-                if not messages:
-                    self.deletes.flush()
-                    self.protection.release()
-                    if self.burst and not flushing:
-                        break
-                    continue
-                self.protection.hold()
-                self.activity.busy()
-                for i, message in enumerate(messages):
-                    if self.stopping:
-                        change_visibility_batches(
-                            self.sqs,
-                            self.queue_url,
-                            [m["ReceiptHandle"] for m in messages[i:]],
-                            0,
-                        )
-                        break
-                    self._consume(dict(message))
-                    seen += 1
+            self._serve()
+        except Unavailable as e:
+            log.error("worker %s cannot run messages: %s", self.worker_id, e)
+            return EXIT_UNAVAILABLE
         finally:
             self.keepalive.close()
             self.deletes.flush()
             self.protection.release()
-        log.info("worker %s stopping: %s", self.worker_id, self.stats.line())
+            log.info("worker %s stopping: %s", self.worker_id, self.stats.line())
         return EXIT_OK
+
+    def _serve(self) -> None:
+        seen = 0
+        while not self.stopping:
+            if self.max_messages is not None and seen >= self.max_messages:
+                break
+            # With deletes pending, look without waiting first: an empty
+            # answer is the moment to send them before a long poll.
+            flushing = bool(self.deletes.pending)
+            wait = 0 if flushing else self.receive_wait_s
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=self.receive_batch_size,
+                WaitTimeSeconds=wait,
+                AttributeNames=["ApproximateReceiveCount"],
+            ).get("Messages", [])
+            if not messages:
+                self.deletes.flush()
+                self.protection.release()
+                if self.burst and not flushing:
+                    break
+                continue
+            self.protection.hold()
+            self.activity.busy()
+            for i, message in enumerate(messages):
+                if self.stopping:
+                    self._give_back(messages[i:])
+                    break
+                try:
+                    self._consume(dict(message))
+                except Unavailable:
+                    self._give_back(messages[i:])
+                    raise
+                seen += 1
+
+    def _give_back(self, messages: list[Any]) -> None:
+        change_visibility_batches(
+            self.sqs, self.queue_url, [m["ReceiptHandle"] for m in messages], 0
+        )
 
     def _consume(self, message: dict[str, Any]) -> None:
         receives = int(message.get("Attributes", {}).get("ApproximateReceiveCount", 1))
@@ -194,6 +216,8 @@ class Consumer:
         try:
             with self.keepalive.holding(receipt, delivery.message_id):
                 verdict = self.handler.handle(delivery)
+        except Unavailable:
+            raise
         except Exception:
             # Never let one message end the worker: SQS gives this one back
             # after its visibility timeout.
@@ -239,6 +263,7 @@ class Consumer:
         self.activity.tick(holding=holding)
 
     def _before_forced_exit(self) -> None:
+        self.before_forced_exit()
         self.deletes.flush()
         log.warning(
             "worker %s stopping before its work was done: %s", self.worker_id, self.stats.line()

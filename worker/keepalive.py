@@ -3,7 +3,10 @@ runs, and given back in time when the worker must stop.
 
 A thread wakes a few times a second. While a message is held, it extends
 the message's visibility every third of the visibility timeout, so no other
-worker takes it however long the work runs. After a stop request (SIGTERM:
+worker takes it while the work runs, for at most `max_hold_s`: past that it
+extends no more, and the message returns to its queue when its visibility
+runs out, whatever became of the work (worker.isolation stops the work
+itself a little earlier). After a stop request (SIGTERM:
 scale-in, a Spot notice, `local down`), if the work is still running when
 the stop timeout is near, it makes the message visible again at once,
 flushes what must not be lost, and exits the process with EXIT_RETURNED,
@@ -39,6 +42,7 @@ class KeepAlive:
         queue_url: str,
         visibility_timeout_s: int,
         stop_timeout_s: float,
+        max_hold_s: float | None = None,
         before_exit: Callable[[], None] = lambda: None,
         on_tick: Callable[[bool], None] = lambda holding: None,
     ) -> None:
@@ -47,6 +51,7 @@ class KeepAlive:
         self.visibility_timeout_s = visibility_timeout_s
         self.heartbeat_s = max(1.0, visibility_timeout_s / 3)
         self.stop_timeout_s = stop_timeout_s
+        self.max_hold_s = max_hold_s
         # Leave time to hand the message back and exit before SIGKILL.
         self.grace_s = min(10.0, stop_timeout_s / 4)
         self.before_exit = before_exit
@@ -54,6 +59,8 @@ class KeepAlive:
         self.stop_requested_at: float | None = None
         self._receipt: str | None = None
         self._message_id = ""
+        self._held_since = 0.0
+        self._past_limit = False
         self._extended_at = 0.0
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -76,7 +83,8 @@ class KeepAlive:
         with self._lock:
             self._receipt = receipt_handle
             self._message_id = message_id
-            self._extended_at = time.monotonic()
+            self._held_since = self._extended_at = time.monotonic()
+            self._past_limit = False
         try:
             yield
         finally:
@@ -94,9 +102,21 @@ class KeepAlive:
                 stop_at = self.stop_requested_at
                 if stop_at is not None and now - stop_at >= self.stop_timeout_s - self.grace_s:
                     self._give_back_and_exit(receipt)
-                if now - self._extended_at >= self.heartbeat_s:
+                if now - self._extended_at >= self.heartbeat_s and self._may_extend(now):
                     self._extended_at = now
                     self._extend(receipt, self.visibility_timeout_s)
+
+    def _may_extend(self, now: float) -> bool:
+        if self.max_hold_s is None or now - self._held_since < self.max_hold_s:
+            return True
+        if not self._past_limit:
+            self._past_limit = True
+            log.warning(
+                "message %s held for %.0f s: its visibility is no longer extended",
+                self._message_id,
+                now - self._held_since,
+            )
+        return False
 
     def _extend(self, receipt: str, seconds: int) -> None:
         try:

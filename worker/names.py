@@ -15,6 +15,8 @@ ENV_REDUCE_QUEUE_URL = "DROVER_REDUCE_QUEUE_URL"
 ENV_CLUSTER = "DROVER_CLUSTER"
 ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
 ENV_WORKER_ID = "DROVER_WORKER_ID"
+# The most seconds one message may run (worker.isolation).
+ENV_MAX_TASK_SECONDS = "DROVER_MAX_TASK_SECONDS"
 # The map worker's bound when it wakes the reduce fleet.
 ENV_REDUCE_MAX_TASKS = "DROVER_REDUCE_MAX_TASKS"
 # The value of the activity metric's Fleet dimension; workers report only

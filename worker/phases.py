@@ -196,6 +196,44 @@ class MapReduce:
         if failed:
             self.states.set(task.job_id, JobState.FAILED)
 
+    # Work stopped from outside (worker.isolation) ---------------------------
+
+    def abandoned(self, delivery: Delivery) -> Verdict | None:
+        """While the work on `delivery` runs in the work process: Delete if its
+        job takes no more work (cancelled, failed or done since), else None."""
+        try:
+            task = from_json(delivery.body)
+        except BadMessage:
+            return None
+        state = self.states.get(task.job_id)
+        if state is JobState.FAILED:
+            state = self.states.get(task.job_id, fresh=True) or state
+        if state is None or state.takes_work:
+            return None
+        log.info("%s receive=%d: job %s, work in hand stopped", task, delivery.receives, state)
+        return Delete("duplicate" if state is JobState.SUCCEEDED else "dropped")
+
+    def stopped(self, delivery: Delivery, error: str) -> Verdict:
+        """The work on `delivery` was stopped before it answered (past the time
+        limit, or its process died): a failed attempt like any other, retried
+        after the backoff until its queue's last receive."""
+        try:
+            task = from_json(delivery.body)
+        except BadMessage as e:
+            return DeadLetter(f"BadMessage: {e}")
+        receives, final = delivery.receives, delivery.last_receive
+        log.warning(
+            "%s receive=%d: failed%s: %s",
+            task,
+            receives,
+            " for the last time" if final else "",
+            error,
+        )
+        self._record_failure(task, receives, error, final=final)
+        if final:
+            return DeadLetter(error)
+        return Retry(BACKOFF_BASE_S * 2 ** (receives - 1))
+
     # Work -------------------------------------------------------------------
 
     def _run(self, task: Task, receives: int, started: float) -> Outcome:

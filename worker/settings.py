@@ -114,8 +114,14 @@ class Settings:
     queue_retention_days: int = 4
     dlq_retention_days: int = 14
     map_output_expiry_days: int = 7
+    # Uploaded inputs and chunk plans outlive the map outputs: `retry` reads
+    # both to send a failed job's chunks again.
+    input_expiry_days: int = 10
     log_retention_days: int = 30
     scale_in_idle_s: int = 900
+    # The most one message (a chunk or a partition) may run before the worker
+    # stops it and counts a failed attempt (worker.isolation).
+    max_task_s: int = 1800
     default_chunk_size_bytes: int = 16 * 1024 * 1024
     default_partitions: int = 1
     alarm_email: str | None = None
@@ -135,6 +141,8 @@ CONTEXT_KEYS: dict[str, tuple[str, type]] = {
     "visibilityTimeoutSeconds": ("visibility_timeout_s", int),
     "scaleInIdleSeconds": ("scale_in_idle_s", int),
     "mapOutputExpiryDays": ("map_output_expiry_days", int),
+    "inputExpiryDays": ("input_expiry_days", int),
+    "maxTaskSeconds": ("max_task_s", int),
     "logRetentionDays": ("log_retention_days", int),
     "alarmEmail": ("alarm_email", str),
 }
@@ -231,6 +239,20 @@ def validate(s: Settings) -> None:
         s.map_output_expiry_days,
     )
     _require(
+        s.map_output_expiry_days <= s.input_expiry_days <= 3650,
+        "inputExpiryDays",
+        f"from mapOutputExpiryDays ({s.map_output_expiry_days}) to 3650: `retry` reads a "
+        "job's inputs and chunk plan again",
+        s.input_expiry_days,
+    )
+    _require(
+        MIN_TASK_S <= s.max_task_s <= MAX_TASK_S,
+        "maxTaskSeconds",
+        f"from {MIN_TASK_S} to {MAX_TASK_S} (SQS hides a message for at most 12 hours "
+        "from its receive)",
+        s.max_task_s,
+    )
+    _require(
         s.log_retention_days in LOG_RETENTION_DAYS,
         "logRetentionDays",
         "one of " + ", ".join(map(str, LOG_RETENTION_DAYS)),
@@ -244,6 +266,12 @@ def validate(s: Settings) -> None:
             s.alarm_email,
         )
 
+
+# maxTaskSeconds: a limit below 10 s stops ordinary chunks, and SQS hides a
+# message for at most 12 hours from its receive, extensions included (the
+# stop takes a few seconds more than the limit).
+MIN_TASK_S = 10
+MAX_TASK_S = 43200 - 60
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)

@@ -128,6 +128,7 @@ class DroverStack(Stack):
             names.ENV_TABLE: storage.table.table_name,
             names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
             names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
+            names.ENV_MAX_TASK_SECONDS: str(settings.max_task_s),
         }
         fleet_options = {
             "cluster": cluster,

@@ -14,6 +14,7 @@ COMMON_ENV = (
     names.ENV_TABLE,
     names.ENV_MAP_QUEUE_URL,
     names.ENV_REDUCE_QUEUE_URL,
+    names.ENV_MAX_TASK_SECONDS,
 )
 
 
@@ -48,6 +49,7 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
     for env in (map_env, reduce_env):
         assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
         assert env[names.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
+        assert env[names.ENV_MAX_TASK_SECONDS] == str(default.deployment.settings.max_task_s)
     assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
     # Each fleet reports its activity under its own name, unique per stack.
     assert map_env[names.ENV_ACTIVITY_FLEET] == "Drover-map"

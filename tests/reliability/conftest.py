@@ -75,9 +75,16 @@ class Stack:
         return self.clients.ledger(self.resources)
 
     def worker(
-        self, role: str, *, burst: bool = False, stop_timeout_s: float = 30, name: str = ""
+        self,
+        role: str,
+        *,
+        burst: bool = False,
+        stop_timeout_s: float = 30,
+        name: str = "",
+        env: dict[str, str] | None = None,
     ) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start `python -m worker ROLE`; returns the process and its log."""
+        """Start `python -m worker ROLE`, with `env` added to its environment;
+        returns the process and its log."""
         self.started += 1
         worker_id = name or f"test-{role}-{self.started}"
         log = self.log_dir / f"{worker_id}.log"
@@ -89,6 +96,7 @@ class Stack:
             "DROVER_STOP_TIMEOUT_S": str(stop_timeout_s),
             "DROVER_JOB_MODULES": JOB_MODULES,
             "PYTHONPATH": str(PROJECT_ROOT),
+            **(env or {}),
         }
         args = [sys.executable, "-m", "worker", role, "--id", worker_id]
         if burst:

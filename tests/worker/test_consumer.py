@@ -12,7 +12,16 @@ from typing import Any
 import boto3
 import pytest
 
-from worker.consumer import Consumer, DeadLetter, Delete, Delivery, Retry, Verdict
+from worker.consumer import (
+    EXIT_UNAVAILABLE,
+    Consumer,
+    DeadLetter,
+    Delete,
+    Delivery,
+    Retry,
+    Unavailable,
+    Verdict,
+)
 from worker.queues import ERROR_ATTRIBUTE, queue_config
 
 VISIBILITY_S = 30
@@ -164,3 +173,40 @@ def test_a_stop_request_gives_back_what_was_not_started(queues: Queues) -> None:
     # visible again at once, not after the visibility timeout.
     assert len(c.handler.seen) == 1  # type: ignore[attr-defined]
     assert queues.depth() == (2, 0)
+
+
+def test_a_handler_that_cannot_run_gives_the_message_back_and_stops(queues: Queues) -> None:
+    queues.send("a", "b")
+
+    def answer(d: Delivery) -> Verdict:
+        raise Unavailable("the work process could not start")
+
+    handler = Scripted(answer)
+    c = consumer(queues, handler, burst=False)
+    assert c.run() == EXIT_UNAVAILABLE
+    # Tried once, and given back at once rather than after its visibility timeout.
+    assert len(handler.seen) == 1
+    assert queues.depth() == (2, 0)
+
+
+def test_visibility_is_extended_no_longer_than_max_hold(queues: Queues) -> None:
+    """A message whose work outlives the limit returns to its queue."""
+    queues.send("slow")
+    c = consumer(queues, None, max_messages=1, max_hold_s=1.5)
+    # A 3 s visibility timeout, so the heartbeat extends every second.
+    queues.sqs.set_queue_attributes(QueueUrl=queues.url, Attributes={"VisibilityTimeout": "3"})
+    c.keepalive.visibility_timeout_s, c.keepalive.heartbeat_s = 3, 1.0
+    seen: list[tuple[int, int]] = []
+
+    def answer(d: Delivery) -> Verdict:
+        for at_s in (3.5, 5.0):
+            time.sleep(at_s - (time.monotonic() - received))
+            seen.append(queues.depth())
+        return Retry(after_s=30)
+
+    c.handler = Scripted(answer)
+    received = time.monotonic()
+    c.run()
+    # Extended once, at about 1 s (held less than 1.5 s), to about 4 s; not
+    # again: by 5 s it is back in the queue while the work still runs.
+    assert seen == [(0, 1), (1, 0)]
