@@ -37,6 +37,9 @@ class Resources:
     # The deployed fleets' maxima, which bound a wake-up.
     map_max_tasks: int | None = None
     reduce_max_tasks: int | None = None
+    # The buckets map workers may read inputs from in place; None: any (the
+    # embedded AWS checks no permissions).
+    input_buckets: tuple[str, ...] | None = None
 
     def worker_env(self) -> dict[str, str]:
         """The environment a worker process needs to serve these resources."""
@@ -74,6 +77,7 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
         reduce_service=outputs[names.OUTPUT_REDUCE_SERVICE],
         map_max_tasks=int(outputs[names.OUTPUT_MAP_MAX_TASKS]),
         reduce_max_tasks=int(outputs[names.OUTPUT_REDUCE_MAX_TASKS]),
+        input_buckets=tuple(json.loads(outputs[names.OUTPUT_INPUT_BUCKETS])),
     )
 
 

@@ -21,7 +21,14 @@ from boto3.s3.transfer import TransferConfig
 from submit.clients import Clients
 from submit.errors import UsageError
 from submit.resources import Resources
-from submit.splitting import InputError, InputFile, Placed, discover, plan_chunks
+from submit.splitting import (
+    InputError,
+    InputFile,
+    Placed,
+    discover,
+    parse_s3_uri,
+    plan_chunks,
+)
 from worker import storage
 from worker.ecs import Wake
 from worker.jobs import get_job
@@ -130,6 +137,28 @@ def upload_packs(
         s3.upload_fileobj(stream, bucket, key, Config=UPLOAD)
 
 
+def refuse_unreadable_inputs(inputs: Sequence[str], resources: Resources) -> None:
+    """Refuse an s3:// input whose bucket the stack's map workers may not
+    read (they would get AccessDenied), before anything is written. Local
+    files are uploaded to the job bucket, which they may."""
+    allowed = resources.input_buckets
+    if allowed is None:
+        return
+    for spec in inputs:
+        if not spec.startswith("s3://"):
+            continue
+        bucket, _ = parse_s3_uri(spec)
+        if bucket in allowed:
+            continue
+        granted = ", ".join(allowed) if allowed else "none"
+        raise UsageError(
+            f"{spec}: this stack's map workers may not read bucket {bucket!r} (buckets they "
+            f"may read inputs from: {granted}); grant it with `cdk deploy -c "
+            f"inputBuckets={','.join((*allowed, bucket))}` (or add it to inputBuckets in "
+            "cdk.json and deploy again), or pass local files"
+        )
+
+
 def check_request(
     *, job: str, params: dict[str, Any], chunk_size_bytes: int, partitions: int, max_failures: int
 ) -> dict[str, Any]:
@@ -176,6 +205,7 @@ def submit_job(
     )
     if not inputs:
         raise InputError("no input given")
+    refuse_unreadable_inputs(inputs, resources)
     files = discover(inputs, s3=clients.s3, include=include, exclude=exclude)
     job_id = new_job_id()
     local_bytes = sum(f.size for f in files if f.path is not None)

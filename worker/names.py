@@ -47,6 +47,9 @@ OUTPUT_REDUCE_SERVICE = "ReduceServiceName"
 # whatever the local cdk.json says.
 OUTPUT_MAP_MAX_TASKS = "MapMaxTasks"
 OUTPUT_REDUCE_MAX_TASKS = "ReduceMaxTasks"
+# The buckets besides its own that map workers may read inputs from (context
+# inputBuckets), as a JSON list: submit refuses any other s3:// input.
+OUTPUT_INPUT_BUCKETS = "InputBuckets"
 ALL_OUTPUTS = (
     OUTPUT_BUCKET,
     OUTPUT_TABLE,
@@ -59,6 +62,7 @@ ALL_OUTPUTS = (
     OUTPUT_REDUCE_SERVICE,
     OUTPUT_MAP_MAX_TASKS,
     OUTPUT_REDUCE_MAX_TASKS,
+    OUTPUT_INPUT_BUCKETS,
 )
 
 DEFAULT_STACK_NAME = "Drover"

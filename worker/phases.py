@@ -18,9 +18,10 @@ busy. A failed job is read again before such a delete, because `retry` can
 bring it back and send its chunks again.
 
 Errors are sorted in two: permanent ones (a malformed message, an unknown
-job, a missing input) are recorded and the message is dead-lettered at once;
-anything else is recorded and the message comes back after a backoff, until
-its last receive, when it is dead-lettered too.
+job, a missing input, an input the stack may not read) are recorded and the
+message is dead-lettered at once; anything else is recorded and the message
+comes back after a backoff, until its last receive, when it is
+dead-lettered too.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     JobError,
     UnknownJob,
     storage.MissingObject,
+    storage.AccessDenied,
 )
 
 # Backoff before a failed message is received again: base * 2**(receives-1)

@@ -24,6 +24,11 @@ class MissingObject(LookupError):
     """An input or intermediate object that is not (or no longer) there."""
 
 
+class AccessDenied(PermissionError):
+    """An input this worker may not read: its bucket is not one the stack
+    grants (context inputBuckets). Asking again will not change that."""
+
+
 def result_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/result/"
 
@@ -54,6 +59,12 @@ def get_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
         code = e.response.get("Error", {}).get("Code", "")
         if code in ("NoSuchKey", "404", "NoSuchBucket", "InvalidRange"):
             raise MissingObject(f"s3://{bucket}/{key} bytes {start}-{end - 1}: {code}") from e
+        if code in ("AccessDenied", "403"):
+            raise AccessDenied(
+                f"s3://{bucket}/{key}: this stack's map workers may not read bucket "
+                f"{bucket!r}; add it to the inputBuckets context (cdk deploy -c "
+                "inputBuckets=...) and deploy again"
+            ) from e
         raise
     data: bytes = resp["Body"].read()
     return data

@@ -4,6 +4,7 @@ operations, wires each fleet's permissions and exports what `submit` reads.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from aws_cdk import ArnFormat, CfnOutput, Stack
@@ -205,6 +206,7 @@ class DroverStack(Stack):
             names.OUTPUT_REDUCE_SERVICE: reducers.service.service_name,
             names.OUTPUT_MAP_MAX_TASKS: str(settings.max_workers),
             names.OUTPUT_REDUCE_MAX_TASKS: str(settings.max_reducers),
+            names.OUTPUT_INPUT_BUCKETS: json.dumps(list(deployment.input_buckets)),
         }
         for key in names.ALL_OUTPUTS:
             CfnOutput(self, key, value=outputs[key])

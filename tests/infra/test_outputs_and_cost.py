@@ -3,6 +3,8 @@ stack that costs nothing while no job runs."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.infra.conftest import Synthesis
@@ -39,8 +41,15 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
         names.OUTPUT_REDUCE_MAX_TASKS: str(
             props(default.raw, reducers.scalable_target)["MaxCapacity"]
         ),
+        # No bucket besides its own by default.
+        names.OUTPUT_INPUT_BUCKETS: "[]",
     }
     assert {k: v["Value"] for k, v in default.raw["Outputs"].items()} == expected
+
+
+def test_the_input_buckets_output_lists_what_map_workers_may_read(variant: Synthesis) -> None:
+    listed = json.loads(variant.raw["Outputs"][names.OUTPUT_INPUT_BUCKETS]["Value"])
+    assert listed == list(variant.deployment.input_buckets) == ["example-inputs", "example.logs"]
 
 
 def test_stack_name_defaults_to_what_submit_looks_for(

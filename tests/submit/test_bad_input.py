@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,33 @@ def test_submit_rejects_before_enqueueing(
         args["inputs"] = [str(tmp_path / "missing.txt")]
     with pytest.raises(error, match=message):
         submit_job(clients, resources, **args)
+    assert queued(clients, resources) == 0
+    assert clients.dynamodb.scan(TableName=resources.table)["Count"] == 0
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket=resources.bucket)
+
+
+def test_an_input_in_a_bucket_the_stack_does_not_grant_is_refused(
+    clients: Clients, resources: Resources, tmp_path: Path
+) -> None:
+    deployed = replace(resources, input_buckets=("granted-inputs",))
+    for name in ("granted-inputs", "elsewhere"):
+        clients.s3.create_bucket(Bucket=name)
+        clients.s3.put_object(Bucket=name, Key="in.txt", Body=b"hello\n")
+    local = tmp_path / "in.txt"
+    local.write_text("hello\n")
+    with pytest.raises(UsageError) as refused:
+        submit_job(
+            clients,
+            deployed,
+            inputs=["s3://granted-inputs/in.txt", str(local), "s3://elsewhere/in.txt"],
+            job="wordcount",
+            params={},
+            chunk_size_bytes=100,
+            partitions=1,
+        )
+    message = str(refused.value)
+    assert "may not read bucket 'elsewhere'" in message
+    assert "cdk deploy -c inputBuckets=granted-inputs,elsewhere" in message
     assert queued(clients, resources) == 0
     assert clients.dynamodb.scan(TableName=resources.table)["Count"] == 0
     assert "Contents" not in clients.s3.list_objects_v2(Bucket=resources.bucket)

@@ -201,3 +201,24 @@ def test_messages_of_a_stopped_job_are_deleted_unread(
     clients.s3.delete_object(Bucket=resources.bucket, Key="in.txt")
     assert handler(Phase.MAP).handle(delivery(to_json(map_task(resources)))) == Delete("dropped")
     assert ledger.require("j").done == 0
+
+
+def test_work_stopped_from_outside_counts_as_a_failed_attempt(
+    handler: Callable[[Phase], MapReduce], resources: Resources, ledger: Admin
+) -> None:
+    """What the worker asks while a message runs in its work process
+    (worker.isolation): is the work still wanted, and how an attempt it
+    stopped is recorded."""
+    new_job(ledger, resources)
+    body = to_json(map_task(resources))
+    worker = handler(Phase.MAP)
+    assert worker.abandoned(delivery(body)) is None
+    error = "TimeLimit: still running after 1800 s"
+    assert worker.stopped(delivery(body, receives=1), error) == Retry(BACKOFF_BASE_S)
+    item = ledger.item("j", ItemKey.chunk(0))
+    assert item is not None
+    assert (item.state, item.attempts, item.last_error) == (ItemState.RETRYING, 1, error)
+    assert worker.stopped(delivery(body, receives=5, last=True), error) == DeadLetter(error)
+    assert ledger.require("j").state is JobState.FAILED
+    # The job failed: work on its other messages is no longer wanted.
+    assert worker.abandoned(delivery(body)) == Delete("dropped")
