@@ -134,7 +134,9 @@ def upload_packs(
 ) -> None:
     for key, files in packs.items():
         stream = io.BufferedReader(_Concat(files, progress), buffer_size=8 << 20)
-        s3.upload_fileobj(stream, bucket, key, Config=UPLOAD)
+        s3.upload_fileobj(
+            stream, bucket, key, Config=UPLOAD, ExtraArgs={"Tagging": storage.INPUT_TAGGING}
+        )
 
 
 def refuse_unreadable_inputs(inputs: Sequence[str], resources: Resources) -> None:
@@ -238,6 +240,7 @@ def submit_job(
         resources.bucket,
         storage.plan_key(job_id),
         {"chunks": [json.loads(to_json(t)) for t in tasks]},
+        tagging=storage.INPUT_TAGGING,
     )
     ledger = clients.ledger(resources)
     ledger.create_job(

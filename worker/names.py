@@ -85,6 +85,10 @@ MAP_OUTPUT_PREFIX = "jobs/"
 # patterns such as jobs/*/map/).
 MAP_OUTPUT_TAG_KEY = "drover:kind"
 MAP_OUTPUT_TAG_VALUE = "map-output"
+# submit tags the inputs it uploads and each job's chunk plan (jobs/*/input/)
+# with the same key and this value; another rule expires them after
+# `input_expiry_days`.
+INPUT_TAG_VALUE = "input"
 
 # The metric workers report in CloudWatch's embedded metric format: whether
 # any of a fleet's workers held a message (see worker.activity).

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
+from worker.names import INPUT_TAG_VALUE, MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 
 
 class MissingObject(LookupError):
@@ -91,6 +91,11 @@ def put_json(s3: Any, bucket: str, key: str, value: Any, *, tagging: str | None 
 # The bucket's lifecycle rule expires objects with this tag: map outputs are
 # intermediate, needed only until the job's reduce has read them.
 MAP_OUTPUT_TAGGING = urlencode({MAP_OUTPUT_TAG_KEY: MAP_OUTPUT_TAG_VALUE})
+
+
+# The lifecycle rule for uploaded inputs and chunk plans expires objects
+# with this tag.
+INPUT_TAGGING = urlencode({MAP_OUTPUT_TAG_KEY: INPUT_TAG_VALUE})
 
 
 def put_map_output(

@@ -45,15 +45,18 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra import permissions
 from worker import names
 from worker import settings as cfg
 
 METRIC_PERIOD = Duration.seconds(cfg.METRIC_PERIOD_S)
 CONTAINER_NAME = "Worker"
+SCRATCH_VOLUME = "tmp"
 
 # Backlog and task count with missing values as 0: NotVisible is reported
 # only while messages are in flight, and ECS publishes nothing for a service
@@ -130,16 +133,25 @@ class QueueFleet(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.task_definition.add_container(
+        # The root filesystem is read-only; /tmp is the task's scratch space
+        # (tempfile.gettempdir()), on the task's ephemeral storage.
+        self.task_definition.add_volume(name=SCRATCH_VOLUME)
+        container = self.task_definition.add_container(
             CONTAINER_NAME,
             image=image,
             command=[command],
             environment={**environment, names.ENV_ACTIVITY_FLEET: activity_fleet},
             logging=ecs.LogDrivers.aws_logs(stream_prefix=command, log_group=self.log_group),
             stop_timeout=Duration.seconds(stop_timeout_s),
+            readonly_root_filesystem=True,
+        )
+        container.add_mount_points(
+            ecs.MountPoint(container_path="/tmp", source_volume=SCRATCH_VOLUME, read_only=False)
         )
         self.task_role = self.task_definition.task_role
-        queue.grant_consume_messages(self.task_role)
+        self.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=permissions.CONSUME, resources=[queue.queue_arn])
+        )
 
         # Under the construct path the aws-ecs-patterns service had, so that
         # a stack deployed with it updates its services in place.

@@ -3,7 +3,7 @@ no interface endpoints; S3 and DynamoDB through free gateway endpoints."""
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -58,6 +58,7 @@ class Network(Construct):
                 )
             },
         )
+        _quiet_redundant_depends_on(self)
         self.task_security_group = ec2.SecurityGroup(
             self,
             "TaskSecurityGroup",
@@ -65,3 +66,19 @@ class Network(Construct):
             description="Drover worker tasks: no inbound traffic, outbound to AWS APIs",
             allow_all_outbound=True,
         )
+
+
+# The custom resource that empties the VPC's default security group
+# (@aws-cdk/aws-ec2:restrictDefaultSecurityGroup in cdk.json) has a Lambda
+# handler that CDK makes depend on its role both by GetAtt and by DependsOn;
+# cfn-lint flags the second as redundant (W3005). It is CDK's, and harmless.
+RESTRICT_DEFAULT_SG_PROVIDER = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
+
+
+def _quiet_redundant_depends_on(scope: Construct) -> None:
+    provider = Stack.of(scope).node.try_find_child(RESTRICT_DEFAULT_SG_PROVIDER)
+    if provider is None:
+        return
+    handler = provider.node.find_child("Handler")
+    assert isinstance(handler, CfnResource)
+    handler.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})

@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from worker.names import (
+    INPUT_TAG_VALUE,
     JOBS_BY_TIME_INDEX,
     JOBS_BY_TIME_PARTITION_KEY,
     JOBS_BY_TIME_SORT_KEY,
@@ -39,6 +40,7 @@ class Storage(Construct):
         id: str,
         *,
         map_output_expiry_days: int,
+        input_expiry_days: int,
         access_log_expiry_days: int,
     ) -> None:
         super().__init__(scope, id)
@@ -79,6 +81,15 @@ class Storage(Construct):
                     prefix=MAP_OUTPUT_PREFIX,
                     tag_filters={MAP_OUTPUT_TAG_KEY: MAP_OUTPUT_TAG_VALUE},
                     expiration=Duration.days(map_output_expiry_days),
+                ),
+                # Inputs submit uploaded and chunk plans (jobs/*/input/),
+                # which submit tags: kept a few days longer than the map
+                # outputs, since `retry` reads both again.
+                s3.LifecycleRule(
+                    id="ExpireInputs",
+                    prefix=MAP_OUTPUT_PREFIX,
+                    tag_filters={MAP_OUTPUT_TAG_KEY: INPUT_TAG_VALUE},
+                    expiration=Duration.days(input_expiry_days),
                 ),
                 s3.LifecycleRule(
                     id="AbortIncompleteUploads",

@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra import permissions
 from infra.config import Deployment
 from infra.constructs.fleet import QueueFleet
 from infra.constructs.network import Network
@@ -48,31 +49,6 @@ RETENTION = {
     3653: logs.RetentionDays.TEN_YEARS,
 }
 
-TABLE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-]
-# Read and write objects; PutObjectTagging because map outputs are written
-# with the tag the lifecycle rule expires them by.
-OBJECT_ACTIONS = [
-    "s3:GetObject",
-    "s3:PutObject",
-    "s3:PutObjectTagging",
-    "s3:AbortMultipartUpload",
-]
-READ_OBJECT_ACTIONS = ["s3:GetObject"]
-# ListBucket makes a missing key answer 404 (a clear error the worker
-# records) rather than 403.
-BUCKET_ACTIONS = ["s3:ListBucket"]
-TASK_PROTECTION_ACTIONS = ["ecs:UpdateTaskProtection", "ecs:GetTaskProtection"]
-WAKE_ACTIONS = ["ecs:DescribeServices", "ecs:UpdateService"]
-
 
 class DroverStack(Stack):
     def __init__(self, scope: Construct, id: str, *, deployment: Deployment) -> None:
@@ -90,6 +66,7 @@ class DroverStack(Stack):
             self,
             "Storage",
             map_output_expiry_days=settings.map_output_expiry_days,
+            input_expiry_days=settings.input_expiry_days,
             access_log_expiry_days=settings.log_retention_days,
         )
         queue_options = {
@@ -174,10 +151,26 @@ class DroverStack(Stack):
         for fleet, work in ((mappers, map_work), (reducers, reduce_work)):
             fleet.service.node.add_dependency(capacity_providers)
             self._grant_worker(fleet, work=work, storage=storage, cluster=cluster)
-        reduce_work.queue.grant_send_messages(mappers.task_role)
-        mappers.task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=WAKE_ACTIONS, resources=[reducers.service.service_arn])
+        # Map workers read the inputs and write map outputs; reducers read
+        # map outputs and write results. Neither writes anything else.
+        self._grant_objects(
+            mappers,
+            storage=storage,
+            read=permissions.INPUT_KEYS,
+            write=permissions.MAP_OUTPUT_KEYS,
+            write_actions=permissions.WRITE_TAGGED_OBJECTS,
         )
+        self._grant_objects(
+            reducers,
+            storage=storage,
+            read=permissions.MAP_OUTPUT_KEYS,
+            write=permissions.RESULT_KEYS,
+            write_actions=permissions.WRITE_OBJECTS,
+        )
+        mappers.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=permissions.SEND, resources=[reduce_work.queue.queue_arn])
+        )
+        self._grant_wake(mappers, reducers=reducers, cluster=cluster)
         for bucket_name in deployment.input_buckets:
             self._grant_input_bucket(mappers, bucket_name)
 
@@ -215,25 +208,22 @@ class DroverStack(Stack):
         self, fleet: QueueFleet, *, work: WorkQueue, storage: Storage, cluster: ecs.ICluster
     ) -> None:
         """What every worker needs beyond consuming its own queue (which the
-        pattern grants): its DLQ for permanent failures, the job bucket and
-        table, and scale-in protection for the task it runs in."""
+        fleet grants): its DLQ for permanent failures, the jobs table, and
+        scale-in protection for the task it runs in. Each action is one
+        its code calls (infra/permissions.py)."""
         role = fleet.task_role
-        work.dead_letter_queue.grant_send_messages(role)
-
-        objects = storage.bucket.arn_for_objects("*")
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=OBJECT_ACTIONS, resources=[objects])
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(actions=BUCKET_ACTIONS, resources=[storage.bucket.bucket_arn])
-        )
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=TABLE_ACTIONS,
-                resources=[
-                    storage.table.table_arn,
-                    f"{storage.table.table_arn}/index/{names.JOBS_BY_TIME_INDEX}",
-                ],
+                actions=permissions.DEAD_LETTER, resources=[work.dead_letter_queue.queue_arn]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=permissions.TABLE, resources=[storage.table.table_arn])
+        )
+        # ListBucket, so that a missing key answers 404 rather than 403.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=permissions.LIST_BUCKET, resources=[storage.bucket.bucket_arn]
             )
         )
         tasks = self.format_arn(
@@ -243,22 +233,14 @@ class DroverStack(Stack):
             arn_format=ArnFormat.SLASH_RESOURCE_NAME,
         )
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=TASK_PROTECTION_ACTIONS, resources=[tasks])
-        )
-
-        acknowledge(
-            role,
-            wildcard_resource(self, objects),
-            "Object keys are chosen per job and chunk at run time (jobs/<job>/...), so no "
-            "fixed ARN exists; the statement covers objects of this one bucket only and "
-            "grants no delete, ACL or bucket-configuration action.",
+            iam.PolicyStatement(actions=permissions.TASK_PROTECTION, resources=[tasks])
         )
         acknowledge(
             role,
             wildcard_resource(self, tasks),
             "Scale-in protection is set by the running task on itself through the ECS "
             "agent; task ids exist only at run time, so the resource is every task of this "
-            "stack's cluster, and the only actions are getting and setting protection.",
+            "stack's cluster, and the only action is setting protection.",
         )
         execution_role = fleet.task_definition.obtain_execution_role()
         acknowledge(
@@ -271,9 +253,64 @@ class DroverStack(Stack):
         acknowledge(
             fleet.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds only resource names and queue URLs (bucket, table, "
-            "queues, cluster, service), which are not secrets; the task role, not the "
-            "environment, carries the credentials.",
+            "The environment holds only resource names, queue URLs and the time limit "
+            "(table, queues, cluster, service), which are not secrets; the task role, not "
+            "the environment, carries the credentials.",
+        )
+
+    def _grant_objects(
+        self,
+        fleet: QueueFleet,
+        *,
+        storage: Storage,
+        read: str,
+        write: str,
+        write_actions: list[str],
+    ) -> None:
+        """Read the job bucket's keys matching `read`, write those matching
+        `write`; the patterns follow the layout of worker.storage."""
+        readable = storage.bucket.arn_for_objects(read)
+        writable = storage.bucket.arn_for_objects(write)
+        role = fleet.task_role
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=permissions.READ_OBJECTS, resources=[readable])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=write_actions, resources=[writable])
+        )
+        for arn, what in ((readable, f"reads {read}"), (writable, f"writes {write}")):
+            acknowledge(
+                role,
+                wildcard_resource(self, arn),
+                f"Object keys are chosen per job and chunk at run time; this fleet {what} "
+                "of this one bucket, by the layout of worker.storage, and nothing else.",
+            )
+
+    def _grant_wake(
+        self, mappers: QueueFleet, *, reducers: QueueFleet, cluster: ecs.ICluster
+    ) -> None:
+        """The map worker that completes a job raises the reduce service's
+        desired count (worker.ecs.wake_service). IAM has no condition on the
+        desired count: the grant is one service, in this cluster, kept on its
+        own task definition, with ECS Exec off. What remains is documented
+        in the README (Deploy, Permissions)."""
+        mappers.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=permissions.DESCRIBE_SERVICE, resources=[reducers.service.service_arn]
+            )
+        )
+        mappers.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=permissions.UPDATE_SERVICE,
+                resources=[reducers.service.service_arn],
+                conditions={
+                    "ArnEquals": {"ecs:cluster": cluster.cluster_arn},
+                    "ArnEqualsIfExists": {
+                        "ecs:task-definition": reducers.task_definition.task_definition_arn
+                    },
+                    "BoolIfExists": {"ecs:enable-execute-command": "false"},
+                },
+            )
         )
 
     def _grant_input_bucket(self, fleet: QueueFleet, bucket_name: str) -> None:
@@ -281,10 +318,10 @@ class DroverStack(Stack):
         bucket = self.format_arn(service="s3", region="", account="", resource=bucket_name)
         objects = f"{bucket}/*"
         fleet.task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=READ_OBJECT_ACTIONS, resources=[objects])
+            iam.PolicyStatement(actions=permissions.READ_OBJECTS, resources=[objects])
         )
         fleet.task_role.add_to_principal_policy(
-            iam.PolicyStatement(actions=BUCKET_ACTIONS, resources=[bucket])
+            iam.PolicyStatement(actions=permissions.LIST_BUCKET, resources=[bucket])
         )
         acknowledge(
             fleet.task_role,

@@ -4,6 +4,7 @@ with nothing to report; and the real CDK CLI synthesizing offline."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -24,7 +25,9 @@ CDK_CLI = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
 EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-ECS2",
     "AwsSolutions-IAM5[Resource::*]",
-    "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/*]",
+    "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/input/*]",
+    "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/map/*]",
+    "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/result/*]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:"
     "task/<Cluster>/*]",
 }
@@ -123,7 +126,8 @@ def test_cdk_cli_synthesizes_offline_without_credentials(tmp_path: Path) -> None
     assert unacknowledged_findings(tmp_path) == []
     # The image is staged, not built: the worker package and its Dockerfile,
     # and nothing the .dockerignore leaves out.
-    (asset,) = tmp_path.glob("asset.*")
+    (image,) = json.loads((tmp_path / "Drover.assets.json").read_text())["dockerImages"].values()
+    asset = tmp_path / image["source"]["directory"]
     assert (asset / "worker" / "__main__.py").is_file()
     assert (asset / "worker" / "Dockerfile").is_file()
     assert sorted(p.name for p in asset.iterdir()) == [".dockerignore", "worker"]

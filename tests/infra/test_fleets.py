@@ -8,6 +8,7 @@ import pytest
 from tests.infra.conftest import Synthesis
 from tests.infra.lookup import fleet, props, refs, resources
 from worker import names
+from worker.settings import PROJECT_ROOT
 
 COMMON_ENV = (
     names.ENV_ACTIVITY_FLEET,
@@ -36,6 +37,20 @@ def test_container_runs_the_worker_with_a_120_s_stop_timeout(
     assert task["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
 
 
+@pytest.mark.parametrize("command", ["map", "reduce"])
+def test_the_root_filesystem_is_read_only_with_a_scratch_tmp(
+    default: Synthesis, command: str
+) -> None:
+    f = fleet(default.raw, command)
+    container = f.container(default.raw)
+    assert container["ReadonlyRootFilesystem"] is True
+    (mount,) = container["MountPoints"]
+    assert (mount["ContainerPath"], mount["ReadOnly"]) == ("/tmp", False)
+    (volume,) = props(default.raw, f.task_definition)["Volumes"]
+    # A volume with no host or EFS configuration: the task's ephemeral storage.
+    assert volume == {"Name": mount["SourceVolume"]}
+
+
 def test_environment_names_the_resources(default: Synthesis) -> None:
     mappers, reducers = fleet(default.raw, "map"), fleet(default.raw, "reduce")
     map_env, reduce_env = mappers.environment(default.raw), reducers.environment(default.raw)
@@ -54,6 +69,19 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
     # Each fleet reports its activity under its own name, unique per stack.
     assert map_env[names.ENV_ACTIVITY_FLEET] == "Drover-map"
     assert reduce_env[names.ENV_ACTIVITY_FLEET] == "Drover-reduce"
+
+
+def test_every_environment_variable_is_read_by_the_worker(default: Synthesis) -> None:
+    """No variable is set that nothing reads: each is read through its
+    constant in worker.names (or spelled out) by the worker's code."""
+    code = "\n".join(
+        p.read_text() for p in (PROJECT_ROOT / "worker").rglob("*.py") if p.name != "names.py"
+    )
+    constants = {v: k for k, v in vars(names).items() if k.startswith("ENV_")}
+    for command in ("map", "reduce"):
+        for variable in fleet(default.raw, command).environment(default.raw):
+            read = f"names.{constants.get(variable)}" in code or f'"{variable}"' in code
+            assert read, f"{variable} is set on the {command} tasks and read by nothing"
 
 
 def test_logs_are_kept_for_the_configured_days(default: Synthesis) -> None:

@@ -16,9 +16,9 @@ def instructions(name: str) -> list[str]:
     return re.findall(rf"^{name}\s+(.+)$", DOCKERFILE_TEXT, flags=re.MULTILINE)
 
 
-def test_base_is_a_slim_official_python_3_11_or_newer() -> None:
+def test_base_is_a_slim_official_python_3_11_or_newer_pinned_by_digest() -> None:
     (base,) = instructions("FROM")
-    match = re.fullmatch(r"python:3\.(\d+)-slim(-\w+)?", base)
+    match = re.fullmatch(r"python:3\.(\d+)-slim(-\w+)?@sha256:[0-9a-f]{64}", base)
     assert match and int(match.group(1)) >= 11, base
 
 

@@ -70,7 +70,14 @@ def test_idle_costs_nothing(request: pytest.FixtureRequest, fixture: str) -> Non
     t.resource_count_is("AWS::EC2::Instance", 0)
     t.resource_count_is("AWS::AutoScaling::AutoScalingGroup", 0)
     t.resource_count_is("AWS::KMS::Key", 0)
-    t.resource_count_is("AWS::Lambda::Function", 0)
+    # One function only, run by CloudFormation alone, at deploy time: CDK's
+    # handler that removes the default security group's rules.
+    (function,) = resources(s.raw, "AWS::Lambda::Function").values()
+    assert "default security group" in function["Properties"]["Description"]
+    (handler,) = resources(s.raw, "Custom::VpcRestrictDefaultSG").values()
+    assert handler["Properties"]["ServiceToken"]["Fn::GetAtt"][0] in resources(
+        s.raw, "AWS::Lambda::Function"
+    )
     endpoints = resources(s.raw, "AWS::EC2::VPCEndpoint").values()
     assert sorted(e["Properties"]["VpcEndpointType"] for e in endpoints) == ["Gateway", "Gateway"]
     targets = resources(s.raw, "AWS::ApplicationAutoScaling::ScalableTarget").values()

@@ -99,6 +99,15 @@ def test_job_bucket_logs_access_and_expires_map_outputs(default: Synthesis) -> N
                             ],
                             "ExpirationInDays": settings.map_output_expiry_days,
                         },
+                        {
+                            "Id": "ExpireInputs",
+                            "Status": "Enabled",
+                            "Prefix": names.MAP_OUTPUT_PREFIX,
+                            "TagFilters": [
+                                {"Key": names.MAP_OUTPUT_TAG_KEY, "Value": names.INPUT_TAG_VALUE}
+                            ],
+                            "ExpirationInDays": settings.input_expiry_days,
+                        },
                         Match.object_like(
                             {
                                 "Status": "Enabled",
