@@ -203,4 +203,7 @@ def provision(
         reduce_queue_url=urls["drover-reduce"],
         reduce_dlq_url=urls["drover-reduce-dlq"],
         endpoint_url=endpoint_url,
+        task_cpu=settings.worker_cpu,
+        task_memory_mib=settings.worker_memory_mib,
+        local=True,
     )

@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from submit.errors import OperationalError
 from worker import names
+from worker.settings import Settings
 
 
 class ResourceError(OperationalError):
@@ -40,6 +41,11 @@ class Resources:
     # The buckets map workers may read inputs from in place; None: any (the
     # embedded AWS checks no permissions).
     input_buckets: tuple[str, ...] | None = None
+    # The task size a job's cost is estimated at: the deployed one, or for
+    # the embedded AWS cdk.json's (`local`).
+    task_cpu: int = Settings().worker_cpu
+    task_memory_mib: int = Settings().worker_memory_mib
+    local: bool = False
 
     def worker_env(self) -> dict[str, str]:
         """The environment a worker process needs to serve these resources."""
@@ -78,6 +84,8 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
         map_max_tasks=int(outputs[names.OUTPUT_MAP_MAX_TASKS]),
         reduce_max_tasks=int(outputs[names.OUTPUT_REDUCE_MAX_TASKS]),
         input_buckets=tuple(json.loads(outputs[names.OUTPUT_INPUT_BUCKETS])),
+        task_cpu=int(outputs[names.OUTPUT_TASK_CPU]),
+        task_memory_mib=int(outputs[names.OUTPUT_TASK_MEMORY_MIB]),
     )
 
 

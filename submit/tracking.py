@@ -11,12 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from submit import cost
 from submit.clients import Clients
+from submit.cost import JobCost
 from submit.errors import OperationalError
 from submit.resources import Resources
 from worker import storage
 from worker.jobs import get_job
-from worker.ledger import ItemState, JobRecord, JobState, Phase
+from worker.ledger import ItemRecord, ItemState, JobRecord, JobState, Phase
+from worker.ledger.admin import Admin
 
 
 @dataclass
@@ -37,6 +40,8 @@ class JobStatus:
     summary: dict[str, Any] | None = None
     error: str | None = None
     failed_chunks: list[dict[str, Any]] = field(default_factory=list)
+    # Estimated from the items' recorded seconds; read with the details.
+    cost: JobCost | None = None
 
     @property
     def terminal(self) -> bool:
@@ -62,6 +67,7 @@ class JobStatus:
         out = asdict(self)
         out["state"] = self.state.value
         out["throughput_mb_s"] = round(self.throughput_mb_s, 3)
+        out["cost"] = None if self.cost is None else self.cost.to_dict()
         return out
 
 
@@ -97,11 +103,13 @@ def status_of(record: JobRecord, failed_items: list[dict[str, Any]] | None = Non
 def job_status(
     clients: Clients, resources: Resources, job_id: str, *, details: bool = True
 ) -> JobStatus:
-    """The job's status; with `details`, its failed chunks are read too."""
+    """The job's status; with `details`, its items are read too: its failed
+    chunks, and its estimated cost."""
     ledger = clients.ledger(resources)
     record = ledger.require(job_id)
     if not details:
         return status_of(record)
+    chunks = ledger.items(job_id, Phase.MAP)
     failed = [
         {
             "chunk": item.key.number,
@@ -109,9 +117,27 @@ def job_status(
             "last_error": item.last_error,
             "worker": item.worker,
         }
-        for item in ledger.items(job_id, Phase.MAP, ItemState.FAILED)
+        for item in chunks
+        if item.state is ItemState.FAILED
     ]
-    return status_of(record, failed)
+    status = status_of(record, failed)
+    status.cost = _estimate([*chunks, *ledger.items(job_id, Phase.REDUCE)], resources)
+    return status
+
+
+def _estimate(items: list[ItemRecord], resources: Resources) -> JobCost:
+    return cost.estimate(
+        items,
+        cpu_units=resources.task_cpu,
+        memory_mib=resources.task_memory_mib,
+        local=resources.local,
+    )
+
+
+def job_cost(ledger: Admin, resources: Resources, job_id: str) -> JobCost:
+    return _estimate(
+        [*ledger.items(job_id, Phase.MAP), *ledger.items(job_id, Phase.REDUCE)], resources
+    )
 
 
 def wait_for(
@@ -168,9 +194,15 @@ def write_result(result: Any, path: Path) -> None:
     tmp.replace(path)
 
 
-def list_jobs(clients: Clients, resources: Resources, limit: int = 20) -> list[dict[str, Any]]:
-    return [
-        {
+def list_jobs(
+    clients: Clients, resources: Resources, limit: int = 20, *, costs: bool = False
+) -> list[dict[str, Any]]:
+    """Recent jobs, newest first; with `costs`, each one's estimated cost
+    (two queries a job)."""
+    ledger = clients.ledger(resources)
+    rows = []
+    for r in ledger.list_jobs(limit):
+        row: dict[str, Any] = {
             "job_id": r.job_id,
             "job": r.job,
             "state": r.state.value,
@@ -179,5 +211,9 @@ def list_jobs(clients: Clients, resources: Resources, limit: int = 20) -> list[d
             "created_at": r.created_at,
             "elapsed_s": round(elapsed_s(r), 1),
         }
-        for r in clients.ledger(resources).list_jobs(limit)
-    ]
+        if costs:
+            estimate = job_cost(ledger, resources, r.job_id)
+            row["cost_usd"] = round(estimate.fargate_usd, 9)
+            row["spot_cost_usd"] = round(estimate.spot_usd, 9)
+        rows.append(row)
+    return rows

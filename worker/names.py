@@ -50,6 +50,9 @@ OUTPUT_REDUCE_MAX_TASKS = "ReduceMaxTasks"
 # The buckets besides its own that map workers may read inputs from (context
 # inputBuckets), as a JSON list: submit refuses any other s3:// input.
 OUTPUT_INPUT_BUCKETS = "InputBuckets"
+# The deployed task size, which a job's cost estimate prices.
+OUTPUT_TASK_CPU = "TaskCpu"
+OUTPUT_TASK_MEMORY_MIB = "TaskMemoryMiB"
 ALL_OUTPUTS = (
     OUTPUT_BUCKET,
     OUTPUT_TABLE,
@@ -63,6 +66,8 @@ ALL_OUTPUTS = (
     OUTPUT_MAP_MAX_TASKS,
     OUTPUT_REDUCE_MAX_TASKS,
     OUTPUT_INPUT_BUCKETS,
+    OUTPUT_TASK_CPU,
+    OUTPUT_TASK_MEMORY_MIB,
 )
 
 DEFAULT_STACK_NAME = "Drover"

@@ -241,7 +241,7 @@ class MapReduce:
     def _run(self, task: Task, receives: int, started: float) -> Outcome:
         if isinstance(task, MapTask):
             return self._map(task, receives, started)
-        return self._reduce(task)
+        return self._reduce(task, started)
 
     def _map(self, task: MapTask, receives: int, started: float) -> Outcome:
         job = get_job(task.job)
@@ -278,7 +278,7 @@ class MapReduce:
             trigger_reduce(self.sqs, self.reduce_queue_url, record, wake=self.wake_reducers)
         return outcome
 
-    def _reduce(self, task: ReduceTask) -> Outcome:
+    def _reduce(self, task: ReduceTask, started: float) -> Outcome:
         job = get_job(task.job)
         params = job.check_params(task.params)
         outputs = (
@@ -290,7 +290,11 @@ class MapReduce:
             self.s3, task.bucket, storage.result_key(task.job_id, task.partition), part
         )
         outcome = self.ledger.complete(
-            task.job_id, task.item, summary=job.summarize(part), worker=self.worker_id
+            task.job_id,
+            task.item,
+            summary=job.summarize(part),
+            worker=self.worker_id,
+            reduce_seconds=round(time.monotonic() - started, 3),
         )
         if outcome.starts_next_phase:
             summary = job.merge_summaries(self.ledger.summaries(task.job_id))

@@ -8,7 +8,9 @@ on-demand and the current rate moves with supply (50-70% off); we take 70%.
 SQS standard $0.40 per million requests; S3 Standard PUT/COPY/POST/LIST
 $0.005 per 1,000 and GET $0.0004 per 1,000; DynamoDB on-demand $0.625 per
 million write request units and $0.125 per million read request units (the
-November 2024 prices). Free tiers are left out.
+November 2024 prices). A public IPv4 address, which each Fargate task has
+(the stack runs tasks in public subnets, without a NAT gateway), costs
+$0.005 an hour since February 2024. Free tiers are left out.
 
 Plain data, like worker.settings: the benchmark, the scaling simulator and
 the CLI import it, and so may the container image.
@@ -26,6 +28,7 @@ S3_PUT_PER_THOUSAND_USD = 0.005
 S3_GET_PER_THOUSAND_USD = 0.0004
 DYNAMODB_PER_MILLION_WRU_USD = 0.625
 DYNAMODB_PER_MILLION_RRU_USD = 0.125
+PUBLIC_IPV4_HOUR_USD = 0.005
 
 
 def fargate_task_hour_usd(*, vcpu: float, memory_gb: float) -> float:

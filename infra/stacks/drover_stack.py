@@ -200,6 +200,8 @@ class DroverStack(Stack):
             names.OUTPUT_MAP_MAX_TASKS: str(settings.max_workers),
             names.OUTPUT_REDUCE_MAX_TASKS: str(settings.max_reducers),
             names.OUTPUT_INPUT_BUCKETS: json.dumps(list(deployment.input_buckets)),
+            names.OUTPUT_TASK_CPU: str(settings.worker_cpu),
+            names.OUTPUT_TASK_MEMORY_MIB: str(settings.worker_memory_mib),
         }
         for key in names.ALL_OUTPUTS:
             CfnOutput(self, key, value=outputs[key])

@@ -162,7 +162,7 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
-    rows = tracking.list_jobs(target.clients, target.resources, args.limit)
+    rows = tracking.list_jobs(target.clients, target.resources, args.limit, costs=True)
     if args.json:
         render.print_json(rows)
     elif not rows:
@@ -177,9 +177,22 @@ def cmd_jobs(args: argparse.Namespace) -> int:
                     f"{r['done']}/{r['expected']}",
                     r["created_at"][:19],
                     f"{r['elapsed_s']}s",
+                    f"~{render.usd(r['cost_usd'])}",
                 ]
                 for r in rows
             ],
-            ["job", "kind", "state", "chunks", "created (UTC)", "elapsed"],
+            [
+                "job",
+                "kind",
+                "state",
+                "chunks",
+                "created (UTC)",
+                "elapsed",
+                "est. cost on AWS" if target.local else "est. cost",
+            ],
+        )
+        print(
+            "est. cost: on-demand Fargate; `status JOB` shows Spot and what it leaves out",
+            file=sys.stderr,
         )
     return EXIT_OK

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from submit.cost import LEAVES_OUT, JobCost
 from submit.tracking import JobStatus
 from worker.ledger import Phase
 
@@ -145,6 +146,25 @@ class JobProgress:
             self.task = None
 
 
+def usd(amount: float) -> str:
+    """Dollars, with the digits a small amount needs."""
+    if amount >= 1:
+        return f"${amount:,.2f}"
+    if amount >= 0.01:
+        return f"${amount:.3f}"
+    return f"${amount:.6f}"
+
+
+def cost_lines(c: JobCost) -> list[str]:
+    where = "on AWS " if c.local else ""
+    return [
+        f"cost       {where}~{usd(c.fargate_usd)} on Fargate, ~{usd(c.spot_usd)} on Fargate Spot "
+        f"({c.task_s:.1f} task-s at {c.vcpu:g} vCPU and {c.memory_gb:g} GB, public IPv4 and "
+        "requests included)",
+        f"           {c.basis}; it {LEAVES_OUT}",
+    ]
+
+
 def status_lines(s: JobStatus) -> list[str]:
     lines = [
         f"job        {s.job_id}",
@@ -155,6 +175,8 @@ def status_lines(s: JobStatus) -> list[str]:
         f"input      {human_bytes(s.input_bytes)}",
         f"elapsed    {s.elapsed_s:.1f}s  ({s.throughput_mb_s:.1f} MB/s)",
     ]
+    if s.cost is not None:
+        lines.extend(cost_lines(s.cost))
     if s.error:
         lines.append(f"error      {s.error}")
     if s.summary:

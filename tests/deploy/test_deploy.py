@@ -44,6 +44,18 @@ def test_a_word_count_of_local_files_runs_on_the_deployed_stack(
     for command, worker in deployed.workers.items():
         assert worker.poll() is None, f"the {command} worker died:\n{deployed.log(command)}"
 
+    # What it cost, at the deployed task size (the stack's outputs).
+    (job_id,) = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("job ")]
+    status = deployed.submit("status", job_id, "--json", home=tmp_path / "home")
+    cost = json.loads(status.stdout)["cost"]
+    assert (cost["vcpu"], cost["memory_gb"]) == (1, 2)
+    assert cost["task_seconds"] > 0 and cost["estimated_usd"] > cost["estimated_spot_usd"] > 0
+    assert cost["basis"] == "an estimate at the deployed task size"
+    text = deployed.submit("status", job_id, home=tmp_path / "home").stdout
+    assert "cost       ~$" in text and "on Fargate Spot" in text and "leaves out" in text
+    jobs = deployed.submit("jobs", home=tmp_path / "home").stdout
+    assert "est. cost" in jobs and "on AWS" not in jobs
+
 
 def test_a_grep_reads_its_input_in_place_from_a_granted_bucket(
     deployed: Deployed, tmp_path: Path

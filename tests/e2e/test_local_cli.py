@@ -48,12 +48,21 @@ def test_a_session_with_the_long_running_embedded_aws(running: object, tmp_path:
     status = json.loads(cli("status", job_id, "--json").stdout)
     assert status["state"] == "SUCCEEDED"
     assert (status["done"], status["expected"]) == (1, 1)
+    # Locally, the cost is what the same job would cost on AWS, labelled so.
+    cost = status["cost"]
+    assert cost["task_seconds"] > 0 and cost["estimated_usd"] > cost["estimated_spot_usd"] > 0
+    assert "would cost on AWS" in cost["basis"]
+    text = cli("status", job_id).stdout
+    assert "cost       on AWS ~$" in text
+    assert "would cost on AWS" in text and "leaves out" in text
 
     result = cli("result", job_id)
     assert json.loads(result.stdout) == reference_grep({str(log): content}, "^ERROR")
 
     jobs = json.loads(cli("jobs", "--json").stdout)
     assert jobs[0]["job_id"] == job_id
+    assert jobs[0]["cost_usd"] == status["cost"]["estimated_usd"]
+    assert "est. cost on AWS" in cli("jobs").stdout
 
     local_status = json.loads(cli("local", "status", "--json").stdout)
     assert local_status["running"] is True

@@ -43,6 +43,9 @@ def test_outputs_point_at_the_right_resources(default: Synthesis) -> None:
         ),
         # No bucket besides its own by default.
         names.OUTPUT_INPUT_BUCKETS: "[]",
+        # The task size a job's cost is priced at.
+        names.OUTPUT_TASK_CPU: props(default.raw, mappers.task_definition)["Cpu"],
+        names.OUTPUT_TASK_MEMORY_MIB: props(default.raw, mappers.task_definition)["Memory"],
     }
     assert {k: v["Value"] for k, v in default.raw["Outputs"].items()} == expected
 

@@ -240,6 +240,7 @@ class ItemRecord:
     worker: str | None = None
     last_error: str | None = None
     map_seconds: float | None = None
+    reduce_seconds: float | None = None
     summary: dict[str, Any] | None = None
 
     @classmethod
@@ -251,5 +252,6 @@ class ItemRecord:
             worker=item.get("worker"),
             last_error=item.get("last_error"),
             map_seconds=item.get("map_seconds"),
+            reduce_seconds=item.get("reduce_seconds"),
             summary=item.get("summary"),
         )
