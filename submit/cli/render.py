@@ -9,6 +9,7 @@ through here.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -147,12 +148,11 @@ class JobProgress:
 
 
 def usd(amount: float) -> str:
-    """Dollars, with the digits a small amount needs."""
-    if amount >= 1:
-        return f"${amount:,.2f}"
-    if amount >= 0.01:
-        return f"${amount:.3f}"
-    return f"${amount:.6f}"
+    """Dollars to three significant digits, and at least cents."""
+    if amount <= 0:
+        return "$0.00"
+    decimals = max(2, 2 - math.floor(math.log10(amount)))
+    return f"${amount:,.{decimals}f}"
 
 
 def cost_lines(c: JobCost) -> list[str]:

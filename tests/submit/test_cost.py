@@ -49,7 +49,8 @@ def test_the_status_lines_say_where_the_estimate_comes_from_and_what_it_leaves_o
 
 
 @pytest.mark.parametrize(
-    ("amount", "shown"), [(12.3456, "$12.35"), (0.0543, "$0.054"), (0.0000215, "$0.000022")]
+    ("amount", "shown"),
+    [(12.3456, "$12.35"), (0.0543, "$0.0543"), (0.0000215, "$0.0000215"), (0, "$0.00")],
 )
 def test_amounts_show_the_digits_they_need(amount: float, shown: str) -> None:
     assert usd(amount) == shown
