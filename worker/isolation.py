@@ -173,6 +173,10 @@ class WorkProcess:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def wait_ready(self, timeout_s: float) -> None:
         """Until the work process says it is ready; Unavailable if it died
         or took longer than `timeout_s`."""
@@ -181,7 +185,7 @@ class WorkProcess:
                 return
             reason = f"not ready after {timeout_s:g} s"
         except (EOFError, OSError):
-            reason = self._ended()
+            reason = self.ended()
         self.kill()
         raise Unavailable(f"the work process could not start: {reason}")
 
@@ -189,7 +193,7 @@ class WorkProcess:
         try:
             self.conn.send_bytes(delivery_to_wire(delivery))
         except OSError as e:
-            raise WorkProcessDied(self._ended()) from e
+            raise WorkProcessDied(self.ended()) from e
 
     def answer(self, timeout_s: float) -> Verdict | None:
         """The verdict, if one comes within `timeout_s`; else None."""
@@ -198,7 +202,7 @@ class WorkProcess:
                 return None
             raw = self.conn.recv_bytes()
         except (EOFError, OSError) as e:
-            raise WorkProcessDied(self._ended()) from e
+            raise WorkProcessDied(self.ended()) from e
         return verdict_from_wire(raw)
 
     def kill(self) -> None:
@@ -221,7 +225,7 @@ class WorkProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def _ended(self) -> str:
+    def ended(self) -> str:
         try:
             code = self.proc.wait(2)
         except subprocess.TimeoutExpired:
@@ -260,6 +264,10 @@ class Isolated:
         self._ready()
 
     def _ready(self) -> WorkProcess:
+        if self.process is not None and not self.process.alive:
+            # It died between messages: no message of its was lost.
+            log.warning("the work process ended while idle (%s)", self.process.ended())
+            self.process = None
         if self.process is None:
             process = self.start()
             process.wait_ready(self.start_timeout_s)

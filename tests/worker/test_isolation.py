@@ -43,6 +43,7 @@ class Scripted:
     sent: list[Delivery] = field(default_factory=list)
 
     pid = 4242
+    alive = True
 
     def wait_ready(self, timeout_s: float) -> None:
         if not self.ready:
