@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from submit.clients import Clients
 from submit.errors import OperationalError
 from submit.resources import Resources
-from worker import storage
+from worker import records, storage
 from worker.jobs import get_job
 from worker.ledger import ItemState, JobRecord, JobState, Phase
 
@@ -34,6 +35,10 @@ class JobStatus:
     finished_at: str | None
     elapsed_s: float
     params: dict[str, Any] = field(default_factory=dict)
+    # The step under way (from 0; shown from 1) of `steps`: `done`,
+    # `expected`, `reduced` and `partitions` are that step's.
+    step: int = 0
+    steps: int = 1
     summary: dict[str, Any] | None = None
     error: str | None = None
     failed_chunks: list[dict[str, Any]] = field(default_factory=list)
@@ -55,12 +60,14 @@ class JobStatus:
         """Input mapped per second so far (chunks are of about equal size)."""
         if self.elapsed_s <= 0:
             return 0.0
-        share = self.done / self.expected if self.expected else 1.0
+        # Every step after the first maps what the first step read.
+        share = self.done / self.expected if self.expected and not self.step else 1.0
         return self.input_bytes * share / 1e6 / self.elapsed_s
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["state"] = self.state.value
+        out["step"] = self.step + 1
         out["throughput_mb_s"] = round(self.throughput_mb_s, 3)
         return out
 
@@ -88,6 +95,8 @@ def status_of(record: JobRecord, failed_items: list[dict[str, Any]] | None = Non
         finished_at=record.finished_at,
         elapsed_s=elapsed_s(record),
         params=record.params,
+        step=record.step,
+        steps=record.steps,
         summary=record.summary,
         error=record.error,
         failed_chunks=failed_items or [],
@@ -109,7 +118,7 @@ def job_status(
             "last_error": item.last_error,
             "worker": item.worker,
         }
-        for item in ledger.items(job_id, Phase.MAP, ItemState.FAILED)
+        for item in ledger.items(job_id, Phase.MAP, ItemState.FAILED, step=record.step)
     ]
     return status_of(record, failed)
 
@@ -146,13 +155,19 @@ def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
     status = job_status(clients, resources, job_id, details=False)
     if not status.succeeded:
         raise OperationalError(f"job {job_id} is {status.state}; it has no result yet")
-    spec = get_job(status.job)
-    parts: Iterator[Any] = (
-        storage.get_json(clients.s3, resources.bucket, storage.result_key(job_id, r))
+    job = get_job(status.job, status.params)
+    parts = [
+        partial(
+            storage.stream_blocks,
+            clients.s3,
+            resources.bucket,
+            storage.result_key(job_id, r, status.step),
+            records.BLOCK_BYTES,
+        )
         for r in range(status.partitions)
-    )
+    ]
     try:
-        return spec.merge_results(parts, status.params)
+        return job.merge_results(records.merge(parts))
     except storage.MissingObject as e:
         raise OperationalError(
             f"job {job_id}: its result is gone from the bucket ({e}); run the job again"
@@ -176,6 +191,8 @@ def list_jobs(clients: Clients, resources: Resources, limit: int = 20) -> list[d
             "state": r.state.value,
             "done": r.done,
             "expected": r.expected,
+            "step": r.step + 1,
+            "steps": r.steps,
             "created_at": r.created_at,
             "elapsed_s": round(elapsed_s(r), 1),
         }

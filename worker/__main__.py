@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_id=worker_id,
         sqs=sqs,
         reduce_queue_url=reduce_queue_url,
+        map_queue_url=os.environ.get(names.ENV_MAP_QUEUE_URL),
         wake_reducers=wake,
     )
     consumer = Consumer(

@@ -11,10 +11,11 @@ import pytest
 
 from submit.clients import Clients
 from submit.resources import Resources
+from submit.tracking import fetch_result
 from tests.conftest import reference_wordcount
-from worker import storage
+from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
-from worker.jobs import KeyValueJob, register
+from worker.jobs import Job, register
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import Admin
 from worker.messages import MapTask, Piece, ReduceTask, to_json
@@ -24,7 +25,7 @@ TEXT = b"the cat\nthe hat\n"
 
 
 @register
-class Flaky(KeyValueJob):
+class Flaky(Job):
     """Fails every map: a transient error as far as the worker can tell."""
 
     name = "test-phases-flaky"
@@ -90,13 +91,18 @@ def handler(clients: Clients, resources: Resources, ledger: Admin) -> Callable[[
             worker_id="w",
             sqs=clients.sqs,
             reduce_queue_url=resources.reduce_queue_url,
+            map_queue_url=resources.map_queue_url,
         )
 
     return make
 
 
 def reduce_messages(clients: Clients, resources: Resources) -> list[dict[str, Any]]:
-    got = clients.sqs.receive_message(QueueUrl=resources.reduce_queue_url, MaxNumberOfMessages=10)
+    return messages(clients, resources.reduce_queue_url)
+
+
+def messages(clients: Clients, url: str) -> list[dict[str, Any]]:
+    got = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
     return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
 
@@ -106,8 +112,8 @@ def test_a_map_task_writes_its_output_counts_once_and_starts_the_reduce(
     new_job(ledger, resources)
     body = to_json(map_task(resources))
     assert handler(Phase.MAP).handle(delivery(body)) == Delete("done")
-    output = storage.get_json(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
-    assert output == reference_wordcount({"in.txt": TEXT})
+    output = storage.get_object(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
+    assert dict(records.decode([output])) == reference_wordcount({"in.txt": TEXT})
     job = ledger.require("j")
     assert (job.state, job.done) == (JobState.REDUCING, 1)
     (reduce,) = reduce_messages(clients, resources)
@@ -137,8 +143,8 @@ def test_a_reduce_task_finalizes_the_job(
     job = ledger.require("j")
     assert job.state is JobState.SUCCEEDED
     assert job.summary == {"total": 4, "distinct": 3, "top": [["the", 2], ["cat", 1], ["hat", 1]]}
-    part = storage.get_json(clients.s3, resources.bucket, storage.result_key("j", 0))
-    assert part == reference_wordcount({"in.txt": TEXT})
+    part = storage.get_object(clients.s3, resources.bucket, storage.result_key("j", 0))
+    assert dict(records.decode([part])) == reference_wordcount({"in.txt": TEXT})
 
 
 @pytest.mark.parametrize(
@@ -201,3 +207,50 @@ def test_messages_of_a_stopped_job_are_deleted_unread(
     clients.s3.delete_object(Bucket=resources.bucket, Key="in.txt")
     assert handler(Phase.MAP).handle(delivery(to_json(map_task(resources)))) == Delete("dropped")
     assert ledger.require("j").done == 0
+
+
+def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    ledger.create_job(
+        job_id="j",
+        job="top-words",
+        params={"n": 2},
+        partitions=3,
+        expected=1,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+        step_partitions=[3, 1],
+        chunk_size_bytes=1 << 20,
+    )
+    task = MapTask(**{**map_task(resources, job="top-words").__dict__, "params": {"n": 2}})
+    task = MapTask(**{**task.__dict__, "partitions": 3})
+    assert handler(Phase.MAP).handle(delivery(to_json(task))) == Delete("done")
+    reducer = handler(Phase.REDUCE)
+    reduces = reduce_messages(clients, resources)
+    assert sorted(r["partition"] for r in reduces) == [0, 1, 2]
+    for r in reduces:
+        assert reducer.handle(delivery(json.dumps(r))) == Delete("done")
+    job = ledger.require("j")
+    # One chunk per partition result with any record in it.
+    sent = messages(clients, resources.map_queue_url)
+    assert (job.step, job.state, job.partitions) == (1, JobState.RUNNING, 1)
+    assert job.expected == len(sent) >= 2
+    assert all((m["step"], m["partitions"]) == (1, 1) for m in sent)
+    # The reducer that moved the job on might have died before it sent the
+    # chunks: its partition, delivered again, sends them again.
+    assert reducer.handle(delivery(json.dumps(reduces[-1]), receives=2)) == Delete("done")
+    again = messages(clients, resources.map_queue_url)
+    assert sorted(m["chunk"] for m in again) == sorted(m["chunk"] for m in sent)
+    mapper = handler(Phase.MAP)
+    for chunk in {m["chunk"]: m for m in [*sent, *again]}.values():
+        assert mapper.handle(delivery(json.dumps(chunk))) == Delete("done")
+    (last,) = reduce_messages(clients, resources)
+    assert (last["step"], last["partition"]) == (1, 0)
+    assert reducer.handle(delivery(json.dumps(last))) == Delete("done")
+    assert ledger.require("j").state is JobState.SUCCEEDED
+    assert fetch_result(clients, resources, "j") == {"the": 2, "cat": 1}
+    # A late copy of a first-step chunk changes nothing.
+    assert handler(Phase.MAP).handle(delivery(to_json(task), receives=3)) == Delete("duplicate")
