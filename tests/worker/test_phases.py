@@ -11,11 +11,13 @@ import pytest
 
 from submit.clients import Clients
 from submit.resources import Resources
+from submit.recovery import retry
 from submit.tracking import fetch_result
 from tests.conftest import reference_wordcount
 from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
 from worker.jobs import Job, register
+from worker.jobs.topwords import TopWords
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import Admin
 from worker.messages import MapTask, Piece, ReduceTask, to_json
@@ -254,3 +256,62 @@ def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
     assert fetch_result(clients, resources, "j") == {"the": 2, "cat": 1}
     # A late copy of a first-step chunk changes nothing.
     assert handler(Phase.MAP).handle(delivery(to_json(task), receives=3)) == Delete("duplicate")
+
+
+SECOND_STEP_FAILS = {"now": True}
+
+
+@register
+class SecondStepFails(TopWords):
+    """top-words whose second step fails while SECOND_STEP_FAILS says so."""
+
+    name = "test-phases-second-step-fails"
+
+    def map_chunk(self, step: int, pieces: Any, partitions: int) -> Any:
+        if step == 1 and SECOND_STEP_FAILS["now"]:
+            raise RuntimeError("second step broken")
+        return super().map_chunk(step, pieces, partitions)
+
+
+def test_a_job_that_fails_in_its_second_step_is_retried_in_it(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    job = "test-phases-second-step-fails"
+    ledger.create_job(
+        job_id="j",
+        job=job,
+        params={"n": 1},
+        partitions=1,
+        expected=1,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+        step_partitions=[1, 1],
+        chunk_size_bytes=1 << 20,
+    )
+    task = MapTask(**{**map_task(resources, job=job).__dict__, "params": {"n": 1}})
+    handler(Phase.MAP).handle(delivery(to_json(task)))
+    (reduce,) = reduce_messages(clients, resources)
+    handler(Phase.REDUCE).handle(delivery(json.dumps(reduce)))
+    (chunk,) = messages(clients, resources.map_queue_url)
+    verdict = handler(Phase.MAP).handle(delivery(json.dumps(chunk), receives=3, last=True))
+    assert verdict == DeadLetter("RuntimeError: second step broken")
+    failed = ledger.require("j")
+    assert (failed.state, failed.step) == (JobState.FAILED, 1)
+    assert [i.key for i in ledger.items("j", Phase.MAP, ItemState.FAILED, step=1)] == [
+        ItemKey.chunk(0, step=1)
+    ]
+    SECOND_STEP_FAILS["now"] = False
+    try:
+        resumed = retry(clients, resources, "j")
+        assert (resumed.phase, resumed.resent) == ("map", [0])
+        (again,) = messages(clients, resources.map_queue_url)
+        assert again == chunk, "the step's chunk, from its stored plan"
+        assert handler(Phase.MAP).handle(delivery(json.dumps(again))) == Delete("done")
+        (last,) = reduce_messages(clients, resources)
+        assert handler(Phase.REDUCE).handle(delivery(json.dumps(last))) == Delete("done")
+    finally:
+        SECOND_STEP_FAILS["now"] = True
+    assert ledger.require("j").state is JobState.SUCCEEDED
+    assert fetch_result(clients, resources, "j") == {"the": 2}
