@@ -20,6 +20,8 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from submit.tracking import JobStatus
+from worker.jobs import Job
+from worker.jobs.registry import BUILTIN_MODULES
 from worker.ledger import Phase
 
 # Piped output is not cut to a width: a script or a file takes whole lines.
@@ -104,6 +106,8 @@ class JobProgress:
             done, total, what = status.reduced, status.partitions, "partitions reduced"
         else:
             done, total, what = status.done, status.expected, "chunks"
+        if status.steps > 1:
+            what = f"{what} (step {status.step + 1}/{status.steps})"
         rate = f"{status.throughput_mb_s:6.1f} MB/s"
         if self.live:
             progress, task = self._bar()
@@ -118,7 +122,7 @@ class JobProgress:
             )
             return
         frac = done / total if total else 1.0
-        key = (str(status.state), int(frac * 10))
+        key = (f"{status.state} {status.step}", int(frac * 10))
         if key != self.last_key:
             self.last_key = key
             self.console.print(
@@ -150,6 +154,10 @@ def status_lines(s: JobStatus) -> list[str]:
         f"job        {s.job_id}",
         f"kind       {s.job}" + (f"  {s.params}" if s.params else ""),
         f"state      {s.state}",
+    ]
+    if s.steps > 1:
+        lines.append(f"step       {s.step + 1} of {s.steps}")
+    lines += [
         f"chunks     {s.done}/{s.expected} done, {s.failed} failed",
         f"reduce     {s.reduced}/{s.partitions} partitions",
         f"input      {human_bytes(s.input_bytes)}",
@@ -180,6 +188,22 @@ def print_status(s: JobStatus) -> None:
             ["chunk", "attempts", "worker", "last error"],
             title="failed chunks",
         )
+
+
+def kind_text(job: type[Job]) -> str:
+    """A job kind as `jobs --kinds` and `run --job NAME --help` show it."""
+    steps = len(job().steps())
+    lines = [f"{job.name}: {job.description or '(no description)'}"]
+    if steps > 1:
+        lines.append(f"  {steps} steps")
+    if job.parameters:
+        lines.append("  parameters (--param NAME=VALUE):")
+        lines.extend(f"    {p.describe()}" for p in job.parameters)
+    else:
+        lines.append("  no parameters")
+    if job.__module__ not in BUILTIN_MODULES:
+        lines.append(f"  from {job.__module__}")
+    return "\n".join(lines)
 
 
 def top_entries(result: Any, n: int) -> list[list[Any]]:
