@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from submit.clients import Clients
-from submit.resources import Resources
 from submit.recovery import retry
+from submit.resources import Resources
 from submit.tracking import fetch_result
 from tests.conftest import reference_wordcount
 from worker import records, storage
