@@ -119,10 +119,21 @@ class DroverStack(Stack):
         )
         # Staged into the cloud assembly at synth; built and pushed by
         # `cdk deploy`, so synthesis needs no Docker.
+        jobs = deployment.job_modules
         image = ecs.ContainerImage.from_asset(
             str(PROJECT_ROOT),
             file=DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
+            # Your job modules (-c jobModules=DIR): the directory is the
+            # Dockerfile's "jobs" build context, copied in under its name.
+            **(
+                {
+                    "build_contexts": {"jobs": str(jobs.directory)},
+                    "build_args": {"JOB_PACKAGE": jobs.package},
+                }
+                if jobs
+                else {}
+            ),
         )
         environment = {
             names.ENV_BUCKET: storage.bucket.bucket_name,
@@ -130,6 +141,7 @@ class DroverStack(Stack):
             names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
             names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
             names.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
+            **({names.ENV_JOB_MODULES: ",".join(jobs.modules)} if jobs else {}),
         }
         fleet_options = {
             "cluster": cluster,
@@ -175,6 +187,9 @@ class DroverStack(Stack):
             fleet.service.node.add_dependency(capacity_providers)
             self._grant_worker(fleet, work=work, storage=storage, cluster=cluster)
         reduce_work.queue.grant_send_messages(mappers.task_role)
+        # The last reducer of a step of a job of several sends the next
+        # step's chunks.
+        map_work.queue.grant_send_messages(reducers.task_role)
         mappers.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=WAKE_ACTIONS, resources=[reducers.service.service_arn])
         )
