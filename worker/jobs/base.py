@@ -174,6 +174,7 @@ class Summary:
         self.distinct = 0
         self.weighed = True
         self.top: list[tuple[float, str]] = []  # (-weight, label), at most 10
+        self.worst: tuple[float, str] = (0, "")  # the largest of `top`
 
     def add(self, weight: tuple[str, float] | None) -> None:
         self.distinct += 1
@@ -187,10 +188,10 @@ class Summary:
         entry = (-w, label)
         if len(self.top) < 10:
             self.top.append(entry)
-            return
-        worst = max(range(10), key=self.top.__getitem__)
-        if entry < self.top[worst]:
-            self.top[worst] = entry
+            self.worst = max(self.top)
+        elif entry < self.worst:
+            self.top[self.top.index(self.worst)] = entry
+            self.worst = max(self.top)
 
     def to_dict(self) -> dict[str, Any]:
         best = sorted(self.top) if self.weighed else []
