@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from collections.abc import Iterable, Iterator
@@ -310,3 +311,12 @@ def test_a_worker_that_cannot_load_a_job_module_keeps_going_and_says_why() -> No
             get_job("team-job")
     finally:
         registry._FAILED.pop(missing, None)
+
+
+@pytest.mark.parametrize(
+    "value", ['x\u2028"y\n', "\ud800", 1.5, True, None, [1, "a"], {"a": 1}, -3, 10**30]
+)
+def test_a_run_spells_every_value_as_json_does(value: Any) -> None:
+    expected = json.dumps(["k\t", value], ensure_ascii=False, separators=(",", ":"))
+    assert records.to_bytes([("k\t", value)]) == (expected + "\n").encode("utf-8", "surrogatepass")
+    assert list(records.decode([records.to_bytes([("k\t", value)])])) == [["k\t", value]]

@@ -38,6 +38,7 @@ import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from worker.reading import PieceData, split_lines
@@ -154,8 +155,7 @@ def sorted_partitions(records: Iterable[Record], partitions: int) -> list[list[R
     return out
 
 
-def _first(record: Record) -> str:
-    return record[0]
+_first = itemgetter(0)
 
 
 def top_items(counts: dict[str, Any], n: int = 10) -> list[list[Any]]:
