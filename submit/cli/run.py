@@ -24,7 +24,7 @@ from submit.cli.options import (
     size,
 )
 from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError, translated
-from submit.reference import timed_reference
+from submit.reference import COMPARABLE, timed_reference
 from submit.splitting import discover
 from submit.submission import Submitted, check_request, submit_job
 from submit.target import Target, local_target, resolve
@@ -177,6 +177,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     args.job_modules = load_job_modules(args.job_modules)
     params = _params(args)
+    if args.compare and args.job not in COMPARABLE:
+        raise UsageError(f"--compare has a reference for {' and '.join(COMPARABLE)} only")
     if args.local:
         if args.stack:
             raise UsageError("--local and --stack exclude each other")
