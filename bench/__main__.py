@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG (needs bench/.venv)")
     parser.add_argument(
-        "--no-memory", action="store_true", help="skip the two extra reducer-memory runs"
+        "--no-memory", action="store_true", help="skip the three reducer-memory runs"
     )
     args = parser.parse_args(argv)
     size_mb = args.size_mb or (QUICK_SIZE_MB if args.quick else DEFAULT_SIZE_MB)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,9 +23,14 @@ from worker import settings as cfg
 # and no \b (whose meaning differs between GNU's C locale and Unicode).
 GREP_PATTERN = "qu[a-z]*ze|zeze"
 MRJOB_RUNNERS = ("inline", "local")
-# The reducer-memory runs: a quarter of the corpus with the same vocabulary,
-# and a quarter-size corpus with four times the vocabulary.
+# The reducer-memory runs: a tenth-size corpus; the same text ten times over
+# (ten times the input, the very same keys, ten times the chunks); and a
+# tenth-size corpus of four times the vocabulary. Each tenth is cut into
+# MEMORY_CHUNKS chunks, so the tenfold input makes ten times as many map
+# outputs for a reducer to merge.
+MEMORY_INPUT_FACTOR = 10
 MEMORY_VOCABULARY_FACTOR = 4
+MEMORY_CHUNKS = 2
 
 
 @dataclass(frozen=True)
@@ -239,49 +245,7 @@ def run(options: Options) -> dict[str, Any]:
 
     memory: list[dict[str, Any]] = []
     if options.memory:
-        quarter = files[: max(1, len(files) // 4)]
-        wide = generate(
-            CorpusSpec(
-                seed=options.seed,
-                size_bytes=sum(p.stat().st_size for p in quarter),
-                files=len(quarter),
-                vocabulary_words=spec.vocabulary_words * MEMORY_VOCABULARY_FACTOR,
-            ),
-            corpora,
-        )
-        cases = [
-            ("whole corpus", spec.vocabulary_words, None),
-            ("its first quarter", spec.vocabulary_words, quarter),
-            (
-                "a quarter-size corpus, 4x the vocabulary",
-                wide.spec.vocabulary_words,
-                list(wide.files),
-            ),
-        ]
-        for label, words, inputs in cases:
-            if inputs is None:
-                summary = drover_runs["wordcount-2"]
-            else:
-                _log(f"reducer memory: {label}")
-                r = drover.run(
-                    inputs,
-                    job="wordcount",
-                    workers=2,
-                    chunk_size_bytes=options.chunk_size_bytes,
-                    work_dir=runs / f"memory-{len(memory)}",
-                )
-                summary = _drover_summary(r, settings, f"reducer memory: {label}")
-                drover_runs[f"memory-{len(memory)}"] = summary
-            memory.append(
-                {
-                    "label": label,
-                    "vocabulary_words": words,
-                    "input_bytes": summary["input_bytes"],
-                    "distinct_keys": summary["distinct_keys"],
-                    "reduce_peak_rss_mib": summary["reduce_peak_rss_mib"],
-                    "map_peak_rss_mib": summary["map_peak_rss_mib"],
-                }
-            )
+        memory = _memory_runs(options, spec, corpora, runs, settings, drover_runs)
 
     return {
         "started": started.isoformat(timespec="seconds"),
@@ -312,3 +276,70 @@ def _corpus_info(corpus: Corpus) -> dict[str, Any]:
         "vocabulary_words": corpus.spec.vocabulary_words,
         "sha256": corpus.sha256,
     }
+
+
+def _memory_runs(
+    options: Options,
+    spec: CorpusSpec,
+    corpora: Path,
+    runs: Path,
+    settings: cfg.Settings,
+    drover_runs: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """The reducer's peak memory as the input grows tenfold with the same
+    keys, and as the keys grow with the input's size kept."""
+    tenth_bytes = max(1, options.size_bytes // MEMORY_INPUT_FACTOR)
+    tenth = generate(CorpusSpec(seed=options.seed + 1, size_bytes=tenth_bytes, files=2), corpora)
+    tenfold_dir = corpora / f"{tenth.spec.name}-x{MEMORY_INPUT_FACTOR}"
+    tenfold_dir.mkdir(parents=True, exist_ok=True)
+    tenfold = []
+    for copy in range(MEMORY_INPUT_FACTOR):
+        for f in tenth.files:
+            target = tenfold_dir / f"{copy:02d}-{f.name}"
+            if not target.exists():
+                shutil.copyfile(f, target)
+            tenfold.append(target)
+    wide = generate(
+        CorpusSpec(
+            seed=options.seed + 1,
+            size_bytes=tenth_bytes,
+            files=2,
+            vocabulary_words=tenth.spec.vocabulary_words * MEMORY_VOCABULARY_FACTOR,
+        ),
+        corpora,
+    )
+    chunk_size = max(1, -(-tenth.size_bytes // MEMORY_CHUNKS))
+    cases = [
+        ("a tenth-size corpus", tenth.spec.vocabulary_words, list(tenth.files)),
+        (
+            f"the same, {MEMORY_INPUT_FACTOR} times over",
+            tenth.spec.vocabulary_words,
+            tenfold,
+        ),
+        (
+            f"a tenth-size corpus, {MEMORY_VOCABULARY_FACTOR}x the vocabulary",
+            wide.spec.vocabulary_words,
+            list(wide.files),
+        ),
+    ]
+    memory: list[dict[str, Any]] = []
+    for label, words, inputs in cases:
+        _log(f"reducer memory: {label}")
+        key = f"memory-{len(memory)}"
+        r = drover.run(
+            inputs, job="wordcount", workers=2, chunk_size_bytes=chunk_size, work_dir=runs / key
+        )
+        summary = _drover_summary(r, settings, f"reducer memory: {label}")
+        drover_runs[key] = summary
+        memory.append(
+            {
+                "label": label,
+                "vocabulary_words": words,
+                "input_bytes": summary["input_bytes"],
+                "chunks": summary["chunks"],
+                "distinct_keys": summary["distinct_keys"],
+                "reduce_peak_rss_mib": summary["reduce_peak_rss_mib"],
+                "map_peak_rss_mib": summary["map_peak_rss_mib"],
+            }
+        )
+    return memory

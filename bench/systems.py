@@ -14,10 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from submit.splitting import InputFile, Placed, plan_chunks
+from worker import records
 from worker.jobs import get_job
 from worker.reading import read_piece
 
@@ -97,10 +99,11 @@ def drover_kernel(files: Sequence[Path], chunk_size_bytes: int) -> dict[str, int
 
     job = get_job("wordcount")
     outputs = [
-        job.map_chunk([read_piece(read, piece) for piece in pieces], {}, 1)[0]
+        records.to_bytes(job.map_chunk(0, [read_piece(read, piece) for piece in pieces], 1)[0])
         for pieces in plan_chunks(placed, chunk_size_bytes)
     ]
-    result: dict[str, int] = job.merge_results([job.reduce_partition(outputs, {})], {})
+    merged = records.merge([partial(records.bytes_blocks, out) for out in outputs])
+    result: dict[str, int] = job.merge_results(job.reduce_partition(0, merged))
     return result
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from constructs import Node
@@ -20,7 +21,8 @@ from worker.settings import CONTEXT_KEYS, Settings, SettingsError, from_context
 
 STACK_NAME_KEY = "stackName"
 INPUT_BUCKETS_KEY = "inputBuckets"
-DEPLOYMENT_KEYS = (STACK_NAME_KEY, INPUT_BUCKETS_KEY)
+JOB_MODULES_KEY = "jobModules"
+DEPLOYMENT_KEYS = (STACK_NAME_KEY, INPUT_BUCKETS_KEY, JOB_MODULES_KEY)
 
 # CloudFormation's rule for stack names.
 _STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,127}")
@@ -36,6 +38,33 @@ class Deployment:
     stack_name: str = DEFAULT_STACK_NAME
     # Buckets outside the stack that map workers may read job inputs from.
     input_buckets: tuple[str, ...] = ()
+    # Your jobs, built into the worker image: a directory on this machine.
+    job_modules: JobModules | None = None
+
+
+@dataclass(frozen=True)
+class JobModules:
+    """A directory of job modules to build into the worker image: a package
+    (it has __init__.py), imported by its name, or a plain directory whose
+    .py files are each imported as `<directory>.<module>`."""
+
+    directory: Path
+
+    @property
+    def package(self) -> str:
+        """Its name inside the image, on the image's PYTHONPATH."""
+        return self.directory.name
+
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """What the workers import (DROVER_JOB_MODULES)."""
+        if (self.directory / "__init__.py").exists():
+            return (self.package,)
+        return tuple(
+            f"{self.package}.{p.stem}"
+            for p in sorted(self.directory.glob("*.py"))
+            if p.stem.isidentifier()
+        )
 
 
 def deployment_from_context(context: Mapping[str, Any]) -> Deployment:
@@ -45,6 +74,7 @@ def deployment_from_context(context: Mapping[str, Any]) -> Deployment:
         settings=from_context(context),
         stack_name=_stack_name(context.get(STACK_NAME_KEY)),
         input_buckets=_input_buckets(context.get(INPUT_BUCKETS_KEY)),
+        job_modules=_job_modules(context.get(JOB_MODULES_KEY)),
     )
 
 
@@ -83,3 +113,26 @@ def _input_buckets(value: Any) -> tuple[str, ...]:
                 f"letters, digits, dots or hyphens), got {name!r}"
             )
     return cleaned
+
+
+def _job_modules(value: Any) -> JobModules | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(
+            f"context {JOB_MODULES_KEY!r} must be the path of a directory of job modules, "
+            f"got {value!r}"
+        )
+    directory = Path(value).expanduser().resolve()
+    if not directory.is_dir():
+        raise SettingsError(
+            f"context {JOB_MODULES_KEY!r} must be the path of a directory of job modules "
+            f"(a package, or a directory of .py files), got {value!r}: no such directory"
+        )
+    found = JobModules(directory)
+    if not directory.name.isidentifier() or not found.modules:
+        raise SettingsError(
+            f"context {JOB_MODULES_KEY!r}: {value!r} holds no module Python can import by "
+            "the directory's name (a package with __init__.py, or .py files)"
+        )
+    return found

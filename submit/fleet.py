@@ -14,8 +14,15 @@ from the shared settings:
 
 The cloud evaluates once a minute on CloudWatch metrics; the local fleet
 every `poll_s` on the queue itself, which has none of CloudWatch's gaps and
-delays, so it needs none of the stack's precautions against them. A worker
-process that dies is replaced at the next step.
+delays, so it needs none of the stack's precautions against them.
+
+A worker process that dies is replaced at the next step, unless it died at
+start-up (exited by itself with an error within `START_GRACE_S`): then the
+next one waits, twice as long after each such death in a row, and after
+`MAX_START_FAILURES` of them the pool is marked broken and starts no more.
+Its reason, with the last lines of the last worker's log, is what `status`,
+`wait` and `fleet` show: a worker that cannot import a job module, or
+reach the embedded AWS, would otherwise be restarted without end.
 """
 
 from __future__ import annotations
@@ -37,7 +44,27 @@ from worker.settings import scaling_level
 
 log = logging.getLogger(__name__)
 
+# A worker that exits with an error this soon after it started died at
+# start-up.
+START_GRACE_S = 10.0
+# Start-up failures in a row after which a pool gives up.
+MAX_START_FAILURES = 5
+# The wait before the start after a start-up failure: doubled after each.
+START_BACKOFF_S = 0.5
+# Log lines quoted when a pool gives up.
+LOG_TAIL_LINES = 8
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_path() -> str:
+    """The project first, the caller's own PYTHONPATH after it (where user
+    job modules may live)."""
+    path = [
+        str(PROJECT_ROOT),
+        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+    ]
+    return os.pathsep.join(dict.fromkeys(path))
 
 
 @dataclass
@@ -61,6 +88,13 @@ class Pool:
     idle_since: float | None = None
     started: int = 0
     peak: int = 0
+    # Start-up failures in a row, when the next start may be, and why the
+    # pool gave up (None while it has not).
+    start_failures: int = 0
+    next_start_at: float = 0.0
+    broken: str | None = None
+    started_at: dict[int, float] = field(default_factory=dict)
+    log_of: dict[int, Path] = field(default_factory=dict)
 
 
 class Fleet:
@@ -79,12 +113,7 @@ class Fleet:
         worker_args: tuple[str, ...] = (),
     ) -> None:
         self.sqs = sqs
-        # The project first, the caller's own path after it (user job modules).
-        path = [
-            str(PROJECT_ROOT),
-            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-        ]
-        self.env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join(path)}
+        self.env = {**os.environ, **env, "PYTHONPATH": python_path()}
         self.idle_s = idle_s
         self.poll_s = poll_s
         self.log_dir = log_dir
@@ -139,18 +168,52 @@ class Fleet:
             stop.wait(self.poll_s)
 
     def _reap(self, pool: Pool) -> None:
+        now = time.monotonic()
         alive = []
         for p in pool.procs:
             code = p.poll()
+            started = pool.started_at.get(p.pid, now)
             if code is None:
                 alive.append(p)
-            elif code != 0:
-                log.warning("%s worker %d exited with %d", pool.role.value, p.pid, code)
+                if now - started >= START_GRACE_S:
+                    pool.start_failures = 0
+                continue
+            log_path = pool.log_of.pop(p.pid, None)
+            pool.started_at.pop(p.pid, None)
+            if code == 0:
+                continue
+            log.warning("%s worker %d exited with %d", pool.role.value, p.pid, code)
+            # Exited by itself with an error; one killed (a negative code:
+            # by a signal, as scale-in and the chaos tests do) did not fail.
+            if code > 0 and now - started < START_GRACE_S:
+                self._start_failed(pool, code, log_path, now)
         pool.procs = alive
         pool.retiring = [p for p in pool.retiring if p.poll() is None]
 
+    def _start_failed(self, pool: Pool, code: int, log_path: Path | None, now: float) -> None:
+        pool.start_failures += 1
+        pool.next_start_at = now + START_BACKOFF_S * 2 ** (pool.start_failures - 1)
+        if pool.start_failures < MAX_START_FAILURES or pool.broken:
+            return
+        tail = ""
+        if log_path is not None and log_path.exists():
+            lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            tail = f"; the last lines of {log_path}:\n" + "\n".join(f"  {x}" for x in lines)
+        pool.broken = (
+            f"the local {pool.role.value} workers die at start-up ({pool.start_failures} in "
+            f"a row, the last with exit code {code}); no more are started{tail}"
+        )
+        log.error("%s", pool.broken)
+
+    def problem(self) -> str | None:
+        """Why the fleet cannot do its work, or None."""
+        with self._lock:
+            return next((p.broken for p in self.pools.values() if p.broken), None)
+
     def _converge(self, pool: Pool) -> None:
         while len(pool.procs) < pool.desired:
+            if pool.broken or time.monotonic() < pool.next_start_at:
+                break
             pool.procs.append(self._spawn(pool))
         while len(pool.procs) > pool.desired:
             p = pool.procs.pop()
@@ -162,15 +225,19 @@ class Fleet:
         pool.started += 1
         worker_id = f"local-{pool.role.value}-{pool.started}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        out = (self.log_dir / f"{worker_id}.log").open("ab")
+        log_path = self.log_dir / f"{worker_id}.log"
+        out = log_path.open("ab")
         self._logs.append(out)
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "worker", pool.role.value, "--id", worker_id, *self.worker_args],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+        pool.started_at[proc.pid] = time.monotonic()
+        pool.log_of[proc.pid] = log_path
+        return proc
 
     def wake(self, role: Phase | str, need: int) -> None:
         """Start workers now for work just queued, as submit raises a deployed

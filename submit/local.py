@@ -25,7 +25,7 @@ from typing import Any
 from submit.clients import Clients
 from submit.embedded import EmbeddedAWS, local_client, local_env, provision
 from submit.errors import OperationalError
-from submit.fleet import Fleet
+from submit.fleet import Fleet, python_path
 from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
 from worker import names
 from worker import settings as cfg
@@ -58,6 +58,8 @@ class LocalOptions:
     settings: cfg.Settings | None = None
     log_dir: Path | None = None
     extra_env: dict[str, str] | None = None
+    # The job modules every worker loads (names, or absolute paths).
+    job_modules: tuple[str, ...] = ()
 
 
 class LocalDrover:
@@ -87,6 +89,7 @@ class LocalDrover:
                 names.ENV_STOP_TIMEOUT_S: str(self.options.stop_timeout_s),
                 # The same limit per message as a deployed fleet's.
                 names.ENV_MAX_TASK_SECONDS: str(self.settings.max_task_s),
+                names.ENV_JOB_MODULES: ",".join(self.options.job_modules),
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(
@@ -178,6 +181,7 @@ def up(options: LocalOptions, timeout_s: float = 60) -> LocalState:
         str(options.max_reducers),
         "--idle-seconds",
         str(options.idle_s),
+        *(arg for module in options.job_modules for arg in ("--job-module", module)),
     ]
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
@@ -186,7 +190,9 @@ def up(options: LocalOptions, timeout_s: float = 60) -> LocalState:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+            # The project first, the caller's own path after it: the workers
+            # it starts import the user's job modules from there.
+            env={**os.environ, "PYTHONPATH": python_path()},
         )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -233,6 +239,7 @@ def serve(options: LocalOptions) -> int:
         endpoint_url=local.aws.endpoint_url,
         max_workers=options.max_workers,
         resources=resources,
+        job_modules=list(options.job_modules),
     )
     state.write(state_path())
     log.info(
@@ -256,6 +263,7 @@ def _write_fleet_status(fleet: Fleet) -> None:
             "peak": fleet.peak(role),
             "max": fleet.pools[role].max_size,
             "timeline": fleet.timeline(role)[-20:],
+            "broken": fleet.pools[role].broken,
         }
         for role in Phase
     }
@@ -265,6 +273,12 @@ def _write_fleet_status(fleet: Fleet) -> None:
     tmp.replace(path)
     # Keep the history short in a long-running daemon.
     del fleet.history[:-1000]
+
+
+def fleet_problem() -> str | None:
+    """Why the running local fleet cannot work (a pool gave up), or None."""
+    status = read_fleet_status() or {}
+    return next((p["broken"] for p in status.values() if p.get("broken")), None)
 
 
 def read_fleet_status() -> dict[str, Any] | None:
@@ -281,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--max-reducers", type=int, default=2)
     parser.add_argument("--idle-seconds", type=float, default=LOCAL_IDLE_S)
+    parser.add_argument("--job-module", action="append", default=[], dest="job_modules")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return serve(
@@ -289,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             max_workers=args.max_workers,
             max_reducers=args.max_reducers,
             idle_s=args.idle_seconds,
+            job_modules=tuple(args.job_modules),
         )
     )
 

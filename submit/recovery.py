@@ -2,8 +2,9 @@
 
 The ledger decides what a retry sends again and opens the job for it
 (`worker.ledger.admin`: `plan_retry`, `open_retry`); this module sends the
-messages: chunks from the chunk plan that `submit` stored in S3 (the
-workers dropped the failed job's remaining messages, so the dead-letter
+messages: chunks from the chunk plan stored in S3 for the job's step, by
+`submit` for the first and by the reducer that started it for a later one
+(the workers dropped the failed job's remaining messages, so the dead-letter
 queue alone does not hold them all), partitions built from the job record.
 A chunk sent twice is counted once, so re-sending one that is still on its
 way costs time, never correctness.
@@ -33,6 +34,7 @@ from worker.jobs import get_job
 from worker.ledger import ItemKey, JobRecord, JobState, Phase
 from worker.ledger.admin import Admin, RetryPlan
 from worker.queues import send_batches
+from worker.steps import start_next_step, stored_plan
 from worker.triggers import trigger_reduce
 
 
@@ -74,7 +76,7 @@ def _resume(
     ledger = clients.ledger(resources)
     ledger.open_retry(plan)
     if plan.finalize_only:
-        _finalize(ledger, job)
+        _finalize(clients, resources, ledger, job)
         return resumed
     if plan.phase is Phase.MAP:
         _send_chunks(clients, resources, job, plan.numbers)
@@ -85,13 +87,23 @@ def _resume(
     return resumed
 
 
-def _finalize(ledger: Admin, job: JobRecord) -> None:
-    """A job whose every partition is reduced, never finalized (its last
-    reducer stopped in between): finalize it as that reducer would have."""
-    summary = get_job(job.job).merge_summaries(ledger.summaries(job.job_id))
-    ledger.finalize(
-        job.job_id, summary, result_prefix=f"s3://{job.bucket}/{storage.result_prefix(job.job_id)}"
-    )
+def _finalize(clients: Clients, resources: Resources, ledger: Admin, job: JobRecord) -> None:
+    """A job whose every partition of its step is reduced, never finalized
+    or moved on (its last reducer stopped in between): do what that reducer
+    would have done, finalize it or start its next step."""
+    if not job.last_step:
+        start_next_step(
+            s3=clients.s3,
+            sqs=clients.sqs,
+            map_queue_url=resources.map_queue_url,
+            ledger=ledger,
+            job=job,
+            from_step=job.step,
+        )
+        return
+    summary = get_job(job.job).merge_summaries(ledger.summaries(job.job_id, job.step))
+    prefix = storage.result_prefix(job.job_id, job.step)
+    ledger.finalize(job.job_id, summary, result_prefix=f"s3://{job.bucket}/{prefix}")
 
 
 def _send_chunks(
@@ -100,10 +112,9 @@ def _send_chunks(
     if not chunks:
         return
     try:
-        plan = storage.get_json(clients.s3, job.bucket, storage.plan_key(job.job_id))
+        tasks = stored_plan(clients.s3, job)
     except storage.MissingObject as e:
-        raise OperationalError(f"job {job.job_id}: its chunk plan is gone ({e})") from e
-    tasks = plan["chunks"]
+        raise OperationalError(str(e)) from e
     bodies = (json.dumps(tasks[c], separators=(",", ":")) for c in chunks)
     send_batches(clients.sqs, resources.map_queue_url, bodies)
 

@@ -23,6 +23,10 @@ def _text(f: InputFile) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+# The jobs `run --compare` has a one-liner for.
+COMPARABLE = ("wordcount", "grep")
+
+
 def reference(job: str, params: dict[str, Any], files: Sequence[InputFile]) -> Any:
     if job == "wordcount":
         total: collections.Counter[str] = collections.Counter()

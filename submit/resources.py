@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,8 @@ class LocalState:
     endpoint_url: str
     max_workers: int
     resources: Resources
+    # The job modules its workers load, as `local up --job-module` named them.
+    job_modules: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,6 +126,7 @@ class LocalState:
             endpoint_url=raw["endpoint_url"],
             max_workers=raw["max_workers"],
             resources=Resources(**raw["resources"]),
+            job_modules=list(raw.get("job_modules", [])),
         )
 
 

@@ -228,7 +228,7 @@ def submit_job(
             chunk=n,
             job=job,
             params=checked,
-            partitions=partitions,
+            partitions=get_job(job).step_partitions(partitions)[0],
             bucket=resources.bucket,
             pieces=tuple(pieces),
         )
@@ -243,16 +243,19 @@ def submit_job(
         tagging=storage.INPUT_TAGGING,
     )
     ledger = clients.ledger(resources)
+    step_partitions = get_job(job).step_partitions(partitions)
     ledger.create_job(
         job_id=job_id,
         job=job,
         params=checked,
-        partitions=partitions,
+        partitions=step_partitions[0],
         expected=len(tasks),
         bucket=resources.bucket,
         inputs=len(files),
         input_bytes=sum(f.size for f in files),
         max_failures=max_failures,
+        step_partitions=step_partitions,
+        chunk_size_bytes=chunk_size_bytes,
     )
     if tasks:
         send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))

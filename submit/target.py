@@ -3,6 +3,7 @@ stack found by name through CloudFormation."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +11,13 @@ from botocore.exceptions import NoCredentialsError, NoRegionError
 
 from submit.clients import Clients
 from submit.embedded import local_client
-from submit.local import running_state
+from submit.errors import UsageError
+from submit.local import fleet_problem, running_state
 from submit.resources import ResourceError, Resources, from_stack
 from worker.clients import client
 from worker.ecs import Service, Wake, Waker
+from worker.jobs import job_class
+from worker.jobs.registry import BUILTIN_MODULES, module_name
 from worker.ledger import Phase
 from worker.names import DEFAULT_STACK_NAME
 
@@ -26,9 +30,36 @@ class Target:
     local: bool
     # Starts workers for queued work at once, where that is possible.
     wake: Wake | None = None
+    # The job modules its workers load, where that is known.
+    job_modules: tuple[str, ...] | None = None
+    # Why its workers cannot work (a local pool that gave up), where known.
+    fleet_problem: Callable[[], str | None] | None = None
+
+    def problem(self) -> str | None:
+        return self.fleet_problem() if self.fleet_problem is not None else None
+
+    def check_loads(self, job: str) -> None:
+        """Refuse a job whose module the workers do not load, when that is
+        known: queued, its chunks could only fail."""
+        module = job_class(job).__module__
+        if self.job_modules is None or module in BUILTIN_MODULES:
+            return
+        loaded = {module_name(m)[0] for m in self.job_modules}
+        if module not in loaded and module.split(".")[0] not in loaded:
+            raise UsageError(
+                f"job {job!r} comes from module {module!r}, which the workers of "
+                f"{self.description} do not load; start them with `--job-module` naming it "
+                "(`python -m submit local up --job-module ...`)"
+            )
 
 
-def local_target(endpoint_url: str, resources: Resources, wake: Wake | None = None) -> Target:
+def local_target(
+    endpoint_url: str,
+    resources: Resources,
+    wake: Wake | None = None,
+    job_modules: tuple[str, ...] | None = None,
+    fleet_problem: Callable[[], str | None] | None = None,
+) -> Target:
     return Target(
         clients=Clients(
             s3=local_client("s3", endpoint_url),
@@ -39,6 +70,8 @@ def local_target(endpoint_url: str, resources: Resources, wake: Wake | None = No
         description=f"embedded AWS at {endpoint_url}",
         local=True,
         wake=wake,
+        job_modules=job_modules,
+        fleet_problem=fleet_problem,
     )
 
 
@@ -48,7 +81,12 @@ def resolve(stack: str | None) -> Target:
     if stack is None:
         state = running_state()
         if state is not None:
-            return local_target(state.endpoint_url, state.resources)
+            return local_target(
+                state.endpoint_url,
+                state.resources,
+                job_modules=tuple(state.job_modules),
+                fleet_problem=fleet_problem,
+            )
     name = stack or DEFAULT_STACK_NAME
     try:
         resources = from_stack(client("cloudformation"), name)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from submit.clients import Clients
 from submit.cost import JobCost
 from submit.errors import OperationalError
 from submit.resources import Resources
-from worker import storage
+from worker import records, storage
 from worker.jobs import get_job
 from worker.ledger import ItemRecord, ItemState, JobRecord, JobState, Phase
 from worker.ledger.admin import Admin
@@ -37,6 +38,10 @@ class JobStatus:
     finished_at: str | None
     elapsed_s: float
     params: dict[str, Any] = field(default_factory=dict)
+    # The step under way (from 0; shown from 1) of `steps`: `done`,
+    # `expected`, `reduced` and `partitions` are that step's.
+    step: int = 0
+    steps: int = 1
     summary: dict[str, Any] | None = None
     error: str | None = None
     failed_chunks: list[dict[str, Any]] = field(default_factory=list)
@@ -60,12 +65,14 @@ class JobStatus:
         """Input mapped per second so far (chunks are of about equal size)."""
         if self.elapsed_s <= 0:
             return 0.0
-        share = self.done / self.expected if self.expected else 1.0
+        # Every step after the first maps what the first step read.
+        share = self.done / self.expected if self.expected and not self.step else 1.0
         return self.input_bytes * share / 1e6 / self.elapsed_s
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["state"] = self.state.value
+        out["step"] = self.step + 1
         out["throughput_mb_s"] = round(self.throughput_mb_s, 3)
         out["cost"] = None if self.cost is None else self.cost.to_dict()
         return out
@@ -94,6 +101,8 @@ def status_of(record: JobRecord, failed_items: list[dict[str, Any]] | None = Non
         finished_at=record.finished_at,
         elapsed_s=elapsed_s(record),
         params=record.params,
+        step=record.step,
+        steps=record.steps,
         summary=record.summary,
         error=record.error,
         failed_chunks=failed_items or [],
@@ -109,7 +118,7 @@ def job_status(
     record = ledger.require(job_id)
     if not details:
         return status_of(record)
-    chunks = ledger.items(job_id, Phase.MAP)
+    items = step_items(ledger, record)
     failed = [
         {
             "chunk": item.key.number,
@@ -117,12 +126,25 @@ def job_status(
             "last_error": item.last_error,
             "worker": item.worker,
         }
-        for item in chunks
-        if item.state is ItemState.FAILED
+        for item in items
+        if item.key.phase is Phase.MAP
+        and item.key.step == record.step
+        and item.state is ItemState.FAILED
     ]
     status = status_of(record, failed)
-    status.cost = _estimate([*chunks, *ledger.items(job_id, Phase.REDUCE)], resources)
+    status.cost = _estimate(items, resources)
     return status
+
+
+def step_items(ledger: Admin, record: JobRecord) -> list[ItemRecord]:
+    """The chunks and partitions of every step the job has reached: what its
+    workers recorded their time on."""
+    return [
+        item
+        for step in range(record.step + 1)
+        for phase in Phase
+        for item in ledger.items(record.job_id, phase, step=step)
+    ]
 
 
 def _estimate(items: list[ItemRecord], resources: Resources) -> JobCost:
@@ -134,10 +156,8 @@ def _estimate(items: list[ItemRecord], resources: Resources) -> JobCost:
     )
 
 
-def job_cost(ledger: Admin, resources: Resources, job_id: str) -> JobCost:
-    return _estimate(
-        [*ledger.items(job_id, Phase.MAP), *ledger.items(job_id, Phase.REDUCE)], resources
-    )
+def job_cost(ledger: Admin, resources: Resources, record: JobRecord) -> JobCost:
+    return _estimate(step_items(ledger, record), resources)
 
 
 def wait_for(
@@ -172,13 +192,19 @@ def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
     status = job_status(clients, resources, job_id, details=False)
     if not status.succeeded:
         raise OperationalError(f"job {job_id} is {status.state}; it has no result yet")
-    spec = get_job(status.job)
-    parts: Iterator[Any] = (
-        storage.get_json(clients.s3, resources.bucket, storage.result_key(job_id, r))
+    job = get_job(status.job, status.params)
+    parts = [
+        partial(
+            storage.stream_blocks,
+            clients.s3,
+            resources.bucket,
+            storage.result_key(job_id, r, status.step),
+            records.BLOCK_BYTES,
+        )
         for r in range(status.partitions)
-    )
+    ]
     try:
-        return spec.merge_results(parts, status.params)
+        return job.merge_results(records.merge(parts))
     except storage.MissingObject as e:
         raise OperationalError(
             f"job {job_id}: its result is gone from the bucket ({e}); run the job again"
@@ -198,7 +224,7 @@ def list_jobs(
     clients: Clients, resources: Resources, limit: int = 20, *, costs: bool = False
 ) -> list[dict[str, Any]]:
     """Recent jobs, newest first; with `costs`, each one's estimated cost
-    (two queries a job)."""
+    (two queries for each step of a job)."""
     ledger = clients.ledger(resources)
     rows = []
     for r in ledger.list_jobs(limit):
@@ -208,11 +234,13 @@ def list_jobs(
             "state": r.state.value,
             "done": r.done,
             "expected": r.expected,
+            "step": r.step + 1,
+            "steps": r.steps,
             "created_at": r.created_at,
             "elapsed_s": round(elapsed_s(r), 1),
         }
         if costs:
-            estimate = job_cost(ledger, resources, r.job_id)
+            estimate = job_cost(ledger, resources, r)
             row["cost_usd"] = round(estimate.fargate_usd, 9)
             row["spot_cost_usd"] = round(estimate.spot_usd, 9)
         rows.append(row)

@@ -76,3 +76,77 @@ def reference_grep(files: Mapping[str, bytes], pattern: str) -> list[dict[str, A
             if re.search(pattern, text):
                 out.append({"input": name, "line": number, "text": text})
     return out
+
+
+def _words(content: bytes) -> list[str]:
+    return re.findall(r"\w+", content.decode("utf-8", errors="replace").lower())
+
+
+def reference_inverted_index(files: Mapping[str, bytes]) -> dict[str, list[str]]:
+    seen: dict[str, set[str]] = collections.defaultdict(set)
+    for name, content in files.items():
+        for word in _words(content):
+            seen[word].add(name)
+    return {word: sorted(names) for word, names in sorted(seen.items())}
+
+
+def reference_top_words(files: Mapping[str, bytes], n: int) -> dict[str, int]:
+    counts = collections.Counter(w for content in files.values() for w in _words(content))
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
+    return dict(ranked)
+
+
+def reference_access_log(files: Mapping[str, bytes]) -> dict[str, Any]:
+    """Common and combined log format, read field by field: host, ident,
+    user, [time], "request", status, bytes, then optionally "referer"
+    "agent"; anything else is a bad line."""
+    status: collections.Counter[str] = collections.Counter()
+    path: collections.Counter[str] = collections.Counter()
+    bad = 0
+    for content in files.values():
+        text = content.decode("utf-8", errors="replace")
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        for line in lines:
+            parsed = _parse_access(line.rstrip())
+            if parsed is None:
+                bad += 1
+                continue
+            code, target = parsed
+            status[code] += 1
+            path[target.partition("?")[0]] += 1
+    return {
+        "status": dict(sorted(status.items())),
+        "path": dict(sorted(path.items())),
+        "bad_lines": bad,
+    }
+
+
+def _parse_access(line: str) -> tuple[str, str] | None:
+    head, sep, rest = line.partition(" [")
+    if not sep or len(head.split(" ")) != 3 or "" in head.split(" "):
+        return None
+    _, sep, rest = rest.partition('] "')
+    if not sep:
+        return None
+    request, sep, rest = rest.partition('" ')
+    if not sep or '"' in request:
+        return None
+    fields = rest.split(" ", 2)
+    if len(fields) < 2 or len(fields[0]) != 3 or not fields[0].isdigit():
+        return None
+    if not (fields[1] == "-" or fields[1].isdigit()):
+        return None
+    if len(fields) == 3:
+        tail = fields[2]
+        if not (tail.startswith('"') and tail.endswith('"') and tail.count('"') == 4):
+            return None
+        if '" "' not in tail:
+            return None
+    parts = request.split(" ")
+    if len(parts) not in (2, 3) or not parts[0].isalpha() or not parts[0].isupper():
+        return None
+    if not parts[1] or (len(parts) == 3 and not parts[2]):
+        return None
+    return fields[0], parts[1]

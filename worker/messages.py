@@ -1,10 +1,11 @@
 """The wire contract: every message on a Drover queue, versioned JSON.
 
-A message names a job, a chunk (or a reduce partition) and where its data
-lives; it never names code. A task knows its phase and its item in the
-ledger (`task.item`), and prints as "job J chunk N", so no caller needs to
-tell the two kinds apart. Decoding anything else raises `BadMessage`, which
-the worker treats as permanent (the message goes to the dead-letter queue).
+A message names a job, its step, a chunk (or a reduce partition) and where
+its data lives; it never names code (version 2 added the step). A task
+knows its phase and its item in the ledger (`task.item`), and prints as
+"job J chunk N", so no caller needs to tell the two kinds apart. Decoding
+anything else raises `BadMessage`, which the worker treats as permanent
+(the message goes to the dead-letter queue).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from worker.ledger.model import ItemKey, Phase
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class BadMessage(ValueError):
@@ -54,6 +55,9 @@ class MapTask:
     partitions: int
     bucket: str
     pieces: tuple[Piece, ...]
+    # The job's step, from 0; a later step's pieces are the previous step's
+    # results.
+    step: int = 0
     kind: str = "map"
     version: int = SCHEMA_VERSION
 
@@ -63,7 +67,7 @@ class MapTask:
 
     @property
     def item(self) -> ItemKey:
-        return ItemKey.chunk(self.chunk)
+        return ItemKey.chunk(self.chunk, self.step)
 
     def __str__(self) -> str:
         return f"job {self.job_id} {self.item}"
@@ -78,6 +82,7 @@ class ReduceTask:
     partitions: int
     chunks: int
     bucket: str
+    step: int = 0
     kind: str = "reduce"
     version: int = SCHEMA_VERSION
 
@@ -87,7 +92,7 @@ class ReduceTask:
 
     @property
     def item(self) -> ItemKey:
-        return ItemKey.partition(self.partition)
+        return ItemKey.partition(self.partition, self.step)
 
     def __str__(self) -> str:
         return f"job {self.job_id} {self.item}"
@@ -124,9 +129,12 @@ def from_json(text: str) -> Task:
         "params": _require(body, "params", dict),
         "partitions": _require(body, "partitions", int),
         "bucket": _require(body, "bucket", str),
+        "step": _require(body, "step", int),
     }
     if common["partitions"] < 1:
         raise BadMessage("partitions must be at least 1")
+    if common["step"] < 0:
+        raise BadMessage("step must be 0 or more")
     if kind == "map":
         raw_pieces = _require(body, "pieces", list)
         try:

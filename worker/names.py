@@ -23,7 +23,8 @@ ENV_REDUCE_MAX_TASKS = "DROVER_REDUCE_MAX_TASKS"
 # where it is set (on Fargate, by the stack).
 ENV_ACTIVITY_FLEET = "DROVER_ACTIVITY_FLEET"
 # Modules the worker and submit import at start-up for their @register jobs,
-# comma-separated.
+# comma-separated: module names, or paths of .py files or package
+# directories (worker.jobs.registry).
 ENV_JOB_MODULES = "DROVER_JOB_MODULES"
 ENV_LOG_LEVEL = "DROVER_LOG_LEVEL"
 # Local-mode tuning of a worker: a short long-poll and stop timeout.

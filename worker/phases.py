@@ -5,11 +5,16 @@ it durable, tells the ledger, starts the next phase when the ledger says so,
 and answers the consumer with a verdict (worker.consumer):
 
 - a map task reads its chunk's byte ranges line-aligned, runs the job's map
-  and combine, writes one output per partition to S3 (deterministic keys, so
-  a second run overwrites its own output), and counts the chunk once; the
-  completion that makes the count complete sends the reduce messages;
-- a reduce task merges its partition of every map output, writes its result,
-  and counts the partition once; the last one finalizes the job.
+  and combine, writes one output per partition to S3, its records sorted by
+  key (deterministic keys, so a second run overwrites its own output), and
+  counts the chunk once; the completion that makes the count complete sends
+  the reduce messages;
+- a reduce task merges its partition of every map output in key order
+  (worker.records: a block per map output in memory, at most a fan-in of
+  them open, more spilled to local disk first), runs the reducer one key at
+  a time, streams its result to S3 through a spooled temporary file, and
+  counts the partition once; the last one finalizes the job or, in a job of
+  several steps, starts the next step (worker.steps).
 
 Before any work the handler looks at the job's state, read at most every few
 seconds per job: a message of a job that takes no more work (cancelled,
@@ -27,16 +32,20 @@ dead-lettered too.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING
 
-from worker import storage
+from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry, Verdict
 from worker.jobs import JobError, get_job
+from worker.jobs.base import Summary
 from worker.ledger import JobState, Ledger, Outcome, Phase, UnknownJob
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
 from worker.reading import ChunkReader
+from worker.steps import start_next_step
 from worker.triggers import trigger_reduce
 
 if TYPE_CHECKING:
@@ -51,7 +60,12 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     UnknownJob,
     storage.MissingObject,
     storage.AccessDenied,
+    records.BadRecord,
 )
+
+# A reduce result is written to a temporary file and uploaded from there:
+# in memory up to this size, on the temporary directory beyond it.
+RESULT_SPOOL_BYTES = 8 << 20
 
 # Backoff before a failed message is received again: base * 2**(receives-1)
 # (the consumer caps it at the queue's visibility timeout).
@@ -104,6 +118,7 @@ class MapReduce:
         worker_id: str,
         sqs: SQSClient | None = None,
         reduce_queue_url: str | None = None,
+        map_queue_url: str | None = None,
         wake_reducers: Callable[[int], object] | None = None,
     ) -> None:
         if phase is Phase.MAP and not (sqs and reduce_queue_url):
@@ -114,6 +129,7 @@ class MapReduce:
         self.worker_id = worker_id
         self.sqs = sqs
         self.reduce_queue_url = reduce_queue_url
+        self.map_queue_url = map_queue_url
         self.wake_reducers = wake_reducers
         self.states = JobStates(ledger)
 
@@ -244,8 +260,8 @@ class MapReduce:
         return self._reduce(task, started)
 
     def _map(self, task: MapTask, receives: int, started: float) -> Outcome:
-        job = get_job(task.job)
-        params = job.check_params(task.params)
+        params = get_job(task.job).check_params(task.params)
+        job = get_job(task.job, params)
 
         def fetch(bucket: str, key: str, start: int, end: int) -> bytes:
             data = storage.get_range(self.s3, bucket, key, start, end)
@@ -260,9 +276,17 @@ class MapReduce:
 
         reader = ChunkReader(fetch, task.pieces, task.bucket)
         pieces = (reader.read(p) for p in task.pieces)
-        outputs = job.map_chunk(pieces, params, task.partitions)
+        outputs = job.map_chunk(task.step, pieces, task.partitions)
         for r, output in enumerate(outputs):
-            storage.put_map_output(self.s3, task.bucket, task.job_id, task.chunk, r, output)
+            storage.put_map_output(
+                self.s3,
+                task.bucket,
+                task.job_id,
+                task.chunk,
+                r,
+                records.to_bytes(output),
+                step=task.step,
+            )
         outcome = self.ledger.complete(
             task.job_id,
             task.item,
@@ -279,29 +303,67 @@ class MapReduce:
         return outcome
 
     def _reduce(self, task: ReduceTask, started: float) -> Outcome:
-        job = get_job(task.job)
-        params = job.check_params(task.params)
-        outputs = (
-            storage.get_json(self.s3, task.bucket, storage.map_key(task.job_id, c, task.partition))
+        params = get_job(task.job).check_params(task.params)
+        job = get_job(task.job, params)
+        last_step = task.step >= len(job.steps()) - 1
+        sources = [
+            partial(
+                storage.stream_blocks,
+                self.s3,
+                task.bucket,
+                storage.map_key(task.job_id, c, task.partition, task.step),
+                records.BLOCK_BYTES,
+            )
             for c in range(task.chunks)
-        )
-        part = job.reduce_partition(outputs, params)
-        storage.put_json(
-            self.s3, task.bucket, storage.result_key(task.job_id, task.partition), part
-        )
+        ]
+        summary = Summary()
+
+        def summarized() -> Iterator[records.Record]:
+            for key, result in job.reduce_partition(task.step, records.merge(sources)):
+                summary.add(job.weight(key, result))
+                yield key, result
+
+        with tempfile.SpooledTemporaryFile(max_size=RESULT_SPOOL_BYTES) as out:
+            records.write_stream(out, summarized())
+            out.seek(0)
+            storage.put_stream(
+                self.s3,
+                task.bucket,
+                storage.result_key(task.job_id, task.partition, task.step),
+                out,
+                # A step's results before the last are intermediate.
+                tagging=None if last_step else storage.MAP_OUTPUT_TAGGING,
+            )
         outcome = self.ledger.complete(
             task.job_id,
             task.item,
-            summary=job.summarize(part),
+            summary=summary.to_dict(),
             worker=self.worker_id,
             reduce_seconds=round(time.monotonic() - started, 3),
         )
         if outcome.starts_next_phase:
-            summary = job.merge_summaries(self.ledger.summaries(task.job_id))
-            self.ledger.finalize(
-                task.job_id,
-                summary,
-                result_prefix=f"s3://{task.bucket}/{storage.result_prefix(task.job_id)}",
-            )
-            log.info("job %s: succeeded", task.job_id)
+            record = self.ledger.job(task.job_id)
+            if record is None:
+                raise UnknownJob(f"job {task.job_id} has no job item")
+            if last_step:
+                summary_all = job.merge_summaries(self.ledger.summaries(task.job_id, task.step))
+                self.ledger.finalize(
+                    task.job_id,
+                    summary_all,
+                    result_prefix=(
+                        f"s3://{task.bucket}/{storage.result_prefix(task.job_id, task.step)}"
+                    ),
+                )
+                log.info("job %s: succeeded", task.job_id)
+            else:
+                if self.sqs is None or self.map_queue_url is None:
+                    raise RuntimeError("a reducer of a job of several steps needs the map queue")
+                start_next_step(
+                    s3=self.s3,
+                    sqs=self.sqs,
+                    map_queue_url=self.map_queue_url,
+                    ledger=self.ledger,
+                    job=record,
+                    from_step=task.step,
+                )
         return outcome

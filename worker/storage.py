@@ -1,23 +1,39 @@
 """The S3 layout of a job and the few S3 calls the worker makes.
 
-    jobs/<job>/input/...                 local inputs, uploaded once by submit
-    jobs/<job>/input/chunks.json         the chunk plan, so `retry` can re-send
-    jobs/<job>/map/<chunk>/part-<r>.json map output of one chunk, partition r
-    jobs/<job>/result/part-<r>.json      reduce output of partition r
+    jobs/<job>/input/...                  local inputs, uploaded once by submit
+    jobs/<job>/input/chunks.json          the chunk plan, so `retry` can re-send
+    jobs/<job>/map/<chunk>/part-<r>.jsonl map output of one chunk, partition r
+    jobs/<job>/result/part-<r>.jsonl      reduce output of partition r
 
-Keys are deterministic: a chunk or partition processed twice overwrites its
-own output with the same bytes.
+A job of several steps keeps steps after the first under
+`jobs/<job>/step-<k>/` (its chunk plan, map outputs and results, k from 1);
+the last step's results are the job's result. Map outputs and results are
+sorted runs of records (worker.records). Keys are deterministic: a chunk or
+partition processed twice overwrites its own output with the same bytes.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from collections.abc import Iterator
+from typing import IO, Any
 from urllib.parse import urlencode
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import (
+    ClientError,
+    IncompleteReadError,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
 
 from worker.names import INPUT_TAG_VALUE, MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
+
+log = logging.getLogger(__name__)
+
+# A stream of an object that breaks off is opened again where it stopped,
+# this many times: a merge may leave a stream unread for a while.
+STREAM_REOPENS = 3
 
 
 class MissingObject(LookupError):
@@ -29,24 +45,30 @@ class AccessDenied(PermissionError):
     grants (context inputBuckets). Asking again will not change that."""
 
 
-def result_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/result/"
+def _step_dir(job_id: str, step: int) -> str:
+    return f"jobs/{job_id}/" if step == 0 else f"jobs/{job_id}/step-{step}/"
+
+
+def result_prefix(job_id: str, step: int = 0) -> str:
+    return f"{_step_dir(job_id, step)}result/"
 
 
 def input_prefix(job_id: str) -> str:
     return f"jobs/{job_id}/input/"
 
 
-def plan_key(job_id: str) -> str:
-    return f"jobs/{job_id}/input/chunks.json"
+def plan_key(job_id: str, step: int = 0) -> str:
+    if step == 0:
+        return f"jobs/{job_id}/input/chunks.json"
+    return f"{_step_dir(job_id, step)}chunks.json"
 
 
-def map_key(job_id: str, chunk: int, partition: int) -> str:
-    return f"jobs/{job_id}/map/{chunk:06d}/part-{partition:04d}.json"
+def map_key(job_id: str, chunk: int, partition: int, step: int = 0) -> str:
+    return f"{_step_dir(job_id, step)}map/{chunk:06d}/part-{partition:04d}.jsonl"
 
 
-def result_key(job_id: str, partition: int) -> str:
-    return f"{result_prefix(job_id)}part-{partition:04d}.json"
+def result_key(job_id: str, partition: int, step: int = 0) -> str:
+    return f"{result_prefix(job_id, step)}part-{partition:04d}.jsonl"
 
 
 def get_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
@@ -68,6 +90,57 @@ def get_range(s3: Any, bucket: str, key: str, start: int, end: int) -> bytes:
         raise
     data: bytes = resp["Body"].read()
     return data
+
+
+def _missing(e: ClientError, where: str) -> MissingObject | None:
+    code = e.response.get("Error", {}).get("Code", "")
+    if code in ("NoSuchKey", "404", "NoSuchBucket", "InvalidRange"):
+        return MissingObject(f"{where}: {code}")
+    return None
+
+
+def stream_blocks(s3: Any, bucket: str, key: str, block_bytes: int) -> Iterator[bytes]:
+    """An object's bytes a block at a time, from one GET. A stream that
+    breaks off (a merge can leave one unread while it reads the others) is
+    opened again at the byte where it stopped."""
+    offset, reopens = 0, 0
+    while True:
+        extra = {"Range": f"bytes={offset}-"} if offset else {}
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key, **extra)["Body"]
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if offset and code == "InvalidRange":
+                return  # the break came just at the end
+            missing = _missing(e, f"s3://{bucket}/{key}")
+            if missing is not None:
+                raise missing from e
+            raise
+        try:
+            while block := body.read(block_bytes):
+                offset += len(block)
+                yield block
+            return
+        except (ReadTimeoutError, IncompleteReadError, ResponseStreamingError) as e:
+            reopens += 1
+            if reopens > STREAM_REOPENS:
+                raise
+            log.info("s3://%s/%s: stream broke at byte %d (%s); reading on", bucket, key, offset, e)
+        finally:
+            body.close()
+
+
+def put_stream(
+    s3: Any, bucket: str, key: str, body: IO[bytes], *, tagging: str | None = None
+) -> None:
+    """Upload a file object from its current position."""
+    extra = {"Tagging": tagging} if tagging else {}
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", **extra)
+
+
+def put_bytes(s3: Any, bucket: str, key: str, body: bytes, *, tagging: str | None = None) -> None:
+    extra = {"Tagging": tagging} if tagging else {}
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", **extra)
 
 
 def get_object(s3: Any, bucket: str, key: str) -> bytes:
@@ -99,10 +172,22 @@ INPUT_TAGGING = urlencode({MAP_OUTPUT_TAG_KEY: INPUT_TAG_VALUE})
 
 
 def put_map_output(
-    s3: Any, bucket: str, job_id: str, chunk: int, partition: int, value: Any
+    s3: Any, bucket: str, job_id: str, chunk: int, partition: int, run: bytes, step: int = 0
 ) -> None:
-    put_json(s3, bucket, map_key(job_id, chunk, partition), value, tagging=MAP_OUTPUT_TAGGING)
+    put_bytes(s3, bucket, map_key(job_id, chunk, partition, step), run, tagging=MAP_OUTPUT_TAGGING)
 
 
 def get_json(s3: Any, bucket: str, key: str) -> Any:
     return json.loads(get_object(s3, bucket, key))
+
+
+def result_sizes(s3: Any, bucket: str, job_id: str, step: int) -> dict[int, int]:
+    """The byte size of each partition result of a job's step, by partition."""
+    prefix = result_prefix(job_id, step)
+    sizes: dict[int, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            name = obj["Key"][len(prefix) :]
+            if name.startswith("part-") and name.endswith(".jsonl"):
+                sizes[int(name[len("part-") : -len(".jsonl")])] = int(obj["Size"])
+    return sizes

@@ -44,6 +44,7 @@ def trigger_reduce(
                 partitions=job.partitions,
                 chunks=job.expected,
                 bucket=job.bucket,
+                step=job.step,
             )
         )
         for r in chosen

@@ -63,5 +63,6 @@ def build_handler(phase: Phase, worker_id: str) -> MapReduce:
         worker_id=worker_id,
         sqs=sqs,
         reduce_queue_url=env(names.ENV_REDUCE_QUEUE_URL),
+        map_queue_url=os.environ.get(names.ENV_MAP_QUEUE_URL),
         wake_reducers=wake,
     )

@@ -97,16 +97,28 @@ class DroverStack(Stack):
         )
         # Staged into the cloud assembly at synth; built and pushed by
         # `cdk deploy`, so synthesis needs no Docker.
+        jobs = deployment.job_modules
         image = ecs.ContainerImage.from_asset(
             str(PROJECT_ROOT),
             file=DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
+            # Your job modules (-c jobModules=DIR): the directory is the
+            # Dockerfile's "jobs" build context, copied in under its name.
+            **(
+                {
+                    "build_contexts": {"jobs": str(jobs.directory)},
+                    "build_args": {"JOB_PACKAGE": jobs.package},
+                }
+                if jobs
+                else {}
+            ),
         )
         environment = {
             names.ENV_TABLE: storage.table.table_name,
             names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
             names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
             names.ENV_MAX_TASK_SECONDS: str(settings.max_task_s),
+            **({names.ENV_JOB_MODULES: ",".join(jobs.modules)} if jobs else {}),
         }
         fleet_options = {
             "cluster": cluster,
@@ -169,6 +181,11 @@ class DroverStack(Stack):
         )
         mappers.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=permissions.SEND, resources=[reduce_work.queue.queue_arn])
+        )
+        # The last reducer of a step of a job of several sends the next
+        # step's chunks.
+        reducers.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=permissions.SEND, resources=[map_work.queue.queue_arn])
         )
         self._grant_wake(mappers, reducers=reducers, cluster=cluster)
         for bucket_name in deployment.input_buckets:

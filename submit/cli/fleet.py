@@ -9,7 +9,13 @@ from typing import Any
 
 from submit import tracking
 from submit.cli import render
-from submit.cli.options import add_json, add_target, positive
+from submit.cli.options import (
+    add_job_modules,
+    add_json,
+    add_target,
+    load_job_modules,
+    positive,
+)
 from submit.errors import EXIT_FAILED, EXIT_OK
 from submit.fleet_status import deployed_services, queue_depths
 from submit.target import Target, local_target, resolve
@@ -51,6 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         metavar="S",
         help=f"scale a pool to zero after S idle seconds (default {LOCAL_IDLE_S:g})",
     )
+    add_job_modules(up)
     up.set_defaults(run=cmd_local_up)
     lstatus = local_sub.add_parser("status", help="queues, workers and recent jobs")
     add_json(lstatus)
@@ -87,6 +94,9 @@ def _print_fleet(view: dict[str, Any]) -> None:
             ],
             ["pool", "workers", "peak", "max", "recent changes"],
         )
+        for role, w in view["workers"].items():
+            if w.get("broken"):
+                print(f"{role} pool broken: {w['broken']}")
     if "services" in view:
         render.table(
             [
@@ -109,7 +119,15 @@ def cmd_fleet(args: argparse.Namespace) -> int:
 def cmd_local_up(args: argparse.Namespace) -> int:
     from submit.local import LocalOptions, up
 
-    state = up(LocalOptions(port=args.port, max_workers=args.max_workers, idle_s=args.idle_seconds))
+    modules = load_job_modules(args.job_modules)
+    state = up(
+        LocalOptions(
+            port=args.port,
+            max_workers=args.max_workers,
+            idle_s=args.idle_seconds,
+            job_modules=tuple(modules),
+        )
+    )
     print(
         f"embedded AWS running on {state.endpoint_url} (pid {state.pid}), "
         f"fleet of up to {state.max_workers} map workers"

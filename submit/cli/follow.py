@@ -10,12 +10,20 @@ from typing import Any
 
 from submit import tracking
 from submit.cli import render
-from submit.cli.options import add_json, add_target, count, positive
-from submit.errors import EXIT_FAILED, EXIT_OK
+from submit.cli.options import (
+    add_job_modules,
+    add_json,
+    add_target,
+    count,
+    load_job_modules,
+    positive,
+)
+from submit.errors import EXIT_FAILED, EXIT_OK, OperationalError
 from submit.lost_work import LostWorkWatch, record_lost_work
 from submit.submission import Submitted
 from submit.target import Target, resolve
 from submit.tracking import JobStatus
+from worker.jobs import job_class, job_names
 
 LOST_WORK = (
     "It first records work lost with its workers (messages SQS moved to a "
@@ -65,8 +73,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_json(result)
     result.set_defaults(run=cmd_result)
 
-    jobs = sub.add_parser("jobs", help="recent jobs, newest first")
+    jobs = sub.add_parser(
+        "jobs",
+        help="recent jobs, newest first; --kinds: the kinds of job and their parameters",
+    )
     jobs.add_argument("--limit", type=positive, default=20, metavar="N")
+    jobs.add_argument(
+        "--kinds",
+        action="store_true",
+        help="list the job kinds `run --job` takes, with their parameters, and exit",
+    )
+    add_job_modules(jobs)
     add_target(jobs)
     add_json(jobs)
     jobs.set_defaults(run=cmd_jobs)
@@ -83,6 +100,9 @@ def follow(
         lost.check(status.terminal)
         if not quiet:
             progress.update(status)
+        problem = None if status.terminal else target.problem()
+        if problem:
+            raise OperationalError(f"job {job_id} is {status.state} and cannot go on: {problem}")
 
     try:
         return tracking.wait_for(
@@ -128,10 +148,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
     record_lost_work(target.clients, target.resources)
     status = tracking.job_status(target.clients, target.resources, args.job_id)
+    problem = None if status.terminal else target.problem()
     if args.json:
-        render.print_json(status.to_dict())
+        render.print_json({**status.to_dict(), "fleet_problem": problem})
     else:
         render.print_status(status)
+        if problem:
+            print(f"fleet      {problem}")
     return EXIT_OK
 
 
@@ -161,6 +184,34 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
+    if args.kinds:
+        load_job_modules(args.job_modules)
+        kinds = [job_class(name) for name in job_names()]
+        if args.json:
+            render.print_json(
+                [
+                    {
+                        "name": k.name,
+                        "description": k.description,
+                        "steps": len(k().steps()),
+                        "module": k.__module__,
+                        "parameters": [
+                            {
+                                "name": p.name,
+                                "type": p.type.__name__,
+                                "required": p.required,
+                                "default": None if p.required else p.default,
+                                "help": p.help,
+                            }
+                            for p in k.parameters
+                        ],
+                    }
+                    for k in kinds
+                ]
+            )
+        else:
+            print("\n\n".join(render.kind_text(k) for k in kinds))
+        return EXIT_OK
     target = resolve(args.stack)
     rows = tracking.list_jobs(target.clients, target.resources, args.limit, costs=True)
     if args.json:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 
+from submit.errors import UsageError
 from submit.splitting import parse_size
-from worker.names import DEFAULT_STACK_NAME
+from worker.jobs import load_jobs
+from worker.jobs.registry import module_name, split_modules
+from worker.names import DEFAULT_STACK_NAME, ENV_JOB_MODULES
 
 
 def size(text: str) -> int:
@@ -47,3 +52,37 @@ def add_target(p: argparse.ArgumentParser) -> None:
 
 def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def add_job_modules(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--job-module",
+        action="append",
+        default=[],
+        dest="job_modules",
+        metavar="PATH_OR_MODULE",
+        help="load your jobs from this module (a name on PYTHONPATH, a .py file or a "
+        "package directory), here and in every local worker; repeatable. "
+        f"{ENV_JOB_MODULES} (comma-separated) adds more",
+    )
+
+
+def load_job_modules(extra: Sequence[str]) -> list[str]:
+    """Load the job modules of DROVER_JOB_MODULES and `extra`; a module
+    that cannot be loaded stops the command (exit 2). Returns them, paths
+    made absolute, as workers elsewhere (another directory) must name them."""
+    entries = [*split_modules(os.environ.get(ENV_JOB_MODULES, "")), *extra]
+    load_jobs(entries, strict=True)
+    resolved = [e if module_name(e)[1] is None else os.path.abspath(e) for e in entries]
+    return list(dict.fromkeys(resolved))
+
+
+def params_of(pairs: Sequence[str]) -> dict[str, str]:
+    """`--param NAME=VALUE` options as a dict; the job converts the values."""
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {pair!r}: expected NAME=VALUE")
+        params[name.strip()] = value
+    return params

@@ -22,6 +22,8 @@ from rich.table import Table
 
 from submit.cost import LEAVES_OUT, JobCost
 from submit.tracking import JobStatus
+from worker.jobs import Job
+from worker.jobs.registry import BUILTIN_MODULES
 from worker.ledger import Phase
 
 # Piped output is not cut to a width: a script or a file takes whole lines.
@@ -106,6 +108,8 @@ class JobProgress:
             done, total, what = status.reduced, status.partitions, "partitions reduced"
         else:
             done, total, what = status.done, status.expected, "chunks"
+        if status.steps > 1:
+            what = f"{what} (step {status.step + 1}/{status.steps})"
         rate = f"{status.throughput_mb_s:6.1f} MB/s"
         if self.live:
             progress, task = self._bar()
@@ -120,7 +124,7 @@ class JobProgress:
             )
             return
         frac = done / total if total else 1.0
-        key = (str(status.state), int(frac * 10))
+        key = (f"{status.state} {status.step}", int(frac * 10))
         if key != self.last_key:
             self.last_key = key
             self.console.print(
@@ -170,6 +174,10 @@ def status_lines(s: JobStatus) -> list[str]:
         f"job        {s.job_id}",
         f"kind       {s.job}" + (f"  {s.params}" if s.params else ""),
         f"state      {s.state}",
+    ]
+    if s.steps > 1:
+        lines.append(f"step       {s.step + 1} of {s.steps}")
+    lines += [
         f"chunks     {s.done}/{s.expected} done, {s.failed} failed",
         f"reduce     {s.reduced}/{s.partitions} partitions",
         f"input      {human_bytes(s.input_bytes)}",
@@ -202,6 +210,22 @@ def print_status(s: JobStatus) -> None:
             ["chunk", "attempts", "worker", "last error"],
             title="failed chunks",
         )
+
+
+def kind_text(job: type[Job]) -> str:
+    """A job kind as `jobs --kinds` and `run --job NAME --help` show it."""
+    steps = len(job().steps())
+    lines = [f"{job.name}: {job.description or '(no description)'}"]
+    if steps > 1:
+        lines.append(f"  {steps} steps")
+    if job.parameters:
+        lines.append("  parameters (--param NAME=VALUE):")
+        lines.extend(f"    {p.describe()}" for p in job.parameters)
+    else:
+        lines.append("  no parameters")
+    if job.__module__ not in BUILTIN_MODULES:
+        lines.append(f"  from {job.__module__}")
+    return "\n".join(lines)
 
 
 def top_entries(result: Any, n: int) -> list[list[Any]]:

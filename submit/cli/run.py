@@ -13,13 +13,23 @@ from typing import Any
 from submit import tracking
 from submit.cli import render
 from submit.cli.follow import finish, follow
-from submit.cli.options import add_json, add_target, count, positive, size
-from submit.errors import EXIT_FAILED, EXIT_OK, UsageError
-from submit.reference import timed_reference
+from submit.cli.options import (
+    add_job_modules,
+    add_json,
+    add_target,
+    count,
+    load_job_modules,
+    params_of,
+    positive,
+    size,
+)
+from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError, translated
+from submit.reference import COMPARABLE, timed_reference
 from submit.splitting import discover
 from submit.submission import Submitted, check_request, submit_job
 from submit.target import Target, local_target, resolve
 from worker import settings as cfg
+from worker.jobs import job_class
 from worker.ledger import Phase
 
 DEFAULTS = cfg.Settings()
@@ -32,8 +42,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description=(
             "Split INPUT into chunks of byte ranges aligned to lines, queue one message "
             "per chunk and print the job id. Local files are uploaded once; S3 inputs "
-            "are read in place."
+            "are read in place. `run --job NAME --help` also shows the job's parameters; "
+            "`jobs --kinds` lists every kind."
         ),
+        add_help=False,
+    )
+    run.add_argument(
+        "-h", "--help", action=JobHelp, nargs=0, help="show this help (and --job's) and exit"
     )
     run.add_argument(
         "inputs",
@@ -45,9 +60,20 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--job",
         required=True,
         metavar="NAME",
-        help="what to compute: wordcount, grep, or a job of DROVER_JOB_MODULES",
+        help="what to compute: a built-in job (see `jobs --kinds`) or one of --job-module",
     )
-    run.add_argument("--pattern", metavar="REGEX", help="grep: Python regular expression")
+    run.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        dest="params",
+        metavar="NAME=VALUE",
+        help="a parameter of the job, checked before anything is queued; repeatable",
+    )
+    run.add_argument(
+        "--pattern", metavar="REGEX", help="grep: Python regular expression (--param pattern=)"
+    )
+    add_job_modules(run)
     run.add_argument(
         "--chunk-size",
         type=size,
@@ -111,8 +137,32 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.set_defaults(run=cmd_run)
 
 
+class JobHelp(argparse.Action):
+    """-h/--help: the command's help and, when --job came before it, the
+    job's description and parameters."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        parser.print_help()
+        name = getattr(namespace, "job", None)
+        if name:
+            with translated():
+                try:
+                    load_job_modules(getattr(namespace, "job_modules", None) or [])
+                    print()
+                    print(render.kind_text(job_class(name)))
+                except DroverError as e:
+                    print(f"\n{e}")
+        parser.exit()
+
+
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = params_of(args.params)
     if args.pattern is not None:
         params["pattern"] = args.pattern
     return check_request(
@@ -125,7 +175,10 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    args.job_modules = load_job_modules(args.job_modules)
     params = _params(args)
+    if args.compare and args.job not in COMPARABLE:
+        raise UsageError(f"--compare has a reference for {' and '.join(COMPARABLE)} only")
     if args.local:
         if args.stack:
             raise UsageError("--local and --stack exclude each other")
@@ -137,7 +190,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         # Fail on a missing input before starting anything.
         discover(args.inputs, include=args.include, exclude=args.exclude)
         return _run_local(args, params)
-    return _run_on(resolve(args.stack), args, params)
+    target = resolve(args.stack)
+    target.check_loads(args.job)
+    return _run_on(target, args, params)
 
 
 def _submit(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> Submitted:
@@ -190,11 +245,20 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
         file=sys.stderr,
     )
-    with LocalDrover(LocalOptions(max_workers=args.max_workers, settings=settings)) as local:
+    options = LocalOptions(
+        max_workers=args.max_workers, settings=settings, job_modules=tuple(args.job_modules)
+    )
+    with LocalDrover(options) as local:
         assert local.resources is not None and local.fleet is not None
         watch.mark("start")
         fleet = local.fleet
-        target = local_target(local.aws.endpoint_url, local.resources, wake=fleet.wake)
+        target = local_target(
+            local.aws.endpoint_url,
+            local.resources,
+            wake=fleet.wake,
+            job_modules=tuple(args.job_modules),
+            fleet_problem=fleet.problem,
+        )
         submitted = _submit(target, args, params)
         watch.mark("upload+queue")
         print(

@@ -76,7 +76,10 @@ def test_a_quick_run_measures_and_checks_every_system(tmp_path: Path) -> None:
         assert run["map_peak_rss_mib"] > 0 and run["reduce_peak_rss_mib"] > 0
         assert run["usd_per_gb_fargate"] > run["usd_per_gb_spot"] > 0
     assert [m["label"] for m in results["memory"]] == [
-        "whole corpus", "its first quarter", "a quarter-size corpus, 4x the vocabulary",
+        "a tenth-size corpus", "the same, 10 times over", "a tenth-size corpus, 4x the vocabulary",
     ]  # fmt: skip
+    tenth, tenfold, _ = results["memory"]
+    assert tenfold["chunks"] == 10 * tenth["chunks"]
+    assert tenfold["distinct_keys"] == tenth["distinct_keys"]
     text = (tmp_path / "results.md").read_text()
     assert "## Targets" in text and "| (b) Drover map kernel, 1 process |" in text

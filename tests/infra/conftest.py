@@ -21,7 +21,7 @@ from aws_cdk.assertions import Template
 from infra.build import build
 from infra.config import Deployment
 from infra.stacks.drover_stack import DroverStack
-from worker.settings import load_context
+from worker.settings import PROJECT_ROOT, load_context
 
 # Everything a second configuration can change at once, in one synthesis.
 VARIANT_CONTEXT = {
@@ -31,6 +31,8 @@ VARIANT_CONTEXT = {
     "inputBuckets": "example-inputs,example.logs",
     "maxWorkers": 20,
     "scaleInIdleSeconds": 1830,
+    # A user's job modules, from outside the worker package.
+    "jobModules": str(PROJECT_ROOT / "tests" / "user"),
 }
 
 

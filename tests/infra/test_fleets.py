@@ -3,6 +3,8 @@ size, network and capacity providers."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.infra.conftest import Synthesis
@@ -132,3 +134,31 @@ def test_cluster_has_container_insights(default: Synthesis) -> None:
         "AWS::ECS::Cluster",
         {"ClusterSettings": [{"Name": "containerInsights", "Value": "enabled"}]},
     )
+
+
+@pytest.mark.parametrize("command", ["map", "reduce"])
+def test_a_deployment_whose_tasks_keep_failing_stops_and_rolls_back(
+    default: Synthesis, command: str
+) -> None:
+    """ECS's deployment circuit breaker: tasks that die at start-up (a job
+    module the image cannot import) are not replaced without end."""
+    service = props(default.raw, fleet(default.raw, command).service)
+    breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+    assert breaker == {"Enable": True, "Rollback": True}
+
+
+def test_job_modules_are_built_into_the_image_and_named_to_the_workers(
+    default: Synthesis, variant: Synthesis
+) -> None:
+    """-c jobModules=DIR: the directory is the image's "jobs" build context,
+    and every worker imports its modules (the variant names tests/user,
+    a directory of plain modules outside the worker package)."""
+    for command in ("map", "reduce"):
+        assert names.ENV_JOB_MODULES not in fleet(default.raw, command).environment(default.raw)
+        env = fleet(variant.raw, command).environment(variant.raw)
+        assert env[names.ENV_JOB_MODULES] == "user.statsjobs"
+    (manifest,) = variant.assembly_dir.glob("*.assets.json")
+    (image,) = json.loads(manifest.read_text())["dockerImages"].values()
+    source = image["source"]
+    assert source["dockerBuildContexts"] == {"jobs": str(variant.deployment.job_modules.directory)}
+    assert source["dockerBuildArgs"] == {"JOB_PACKAGE": "user"}

@@ -17,7 +17,7 @@ def instructions(name: str) -> list[str]:
 
 
 def test_base_is_a_slim_official_python_3_11_or_newer_pinned_by_digest() -> None:
-    (base,) = instructions("FROM")
+    base = instructions("FROM")[-1]
     match = re.fullmatch(r"python:3\.(\d+)-slim(-\w+)?@sha256:[0-9a-f]{64}", base)
     assert match and int(match.group(1)) >= 11, base
 
@@ -44,3 +44,13 @@ def test_build_context_holds_only_the_worker() -> None:
     text = (PROJECT_ROOT / ".dockerignore").read_text()
     patterns = [line for line in text.splitlines() if line and not line.startswith("#")]
     assert patterns[:2] == ["*", "!worker/"]
+
+
+def test_job_modules_come_from_their_own_build_context_onto_the_path() -> None:
+    """`-c jobModules=DIR` passes DIR as the build context "jobs": the stage
+    of that name, empty otherwise, is replaced by it and copied under its
+    name to a directory on PYTHONPATH."""
+    stages = instructions("FROM")
+    assert stages[0] == "scratch AS jobs"
+    assert "--from=jobs . /app/jobs/${JOB_PACKAGE}/" in instructions("COPY")
+    assert "PYTHONPATH=/app/jobs" in instructions("ENV")

@@ -1,6 +1,6 @@
 """Jobs for the failure tests only; workers load them through
-DROVER_JOB_MODULES=tests.reliability.jobs. Both count words exactly as
-wordcount does, so results compare with the reference."""
+DROVER_JOB_MODULES=tests.reliability.jobs. Each counts words exactly as
+wordcount (or top-words) does, so results compare with the reference."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from worker.jobs import JobError, register
-from worker.jobs.base import Params
+from worker.jobs import Param, register
+from worker.jobs.topwords import TopWords
 from worker.jobs.wordcount import WordCount
 from worker.reading import PieceData
 
@@ -23,17 +23,13 @@ class PoisonWordCount(WordCount):
     named by `marker` exists: a poison message whose cause can be removed."""
 
     name = "test-poison-wordcount"
+    parameters = (Param("marker", str, "while this file exists, POISON fails a chunk"),)
 
-    def check_params(self, params: Params) -> Params:
-        if set(params) != {"marker"} or not isinstance(params["marker"], str):
-            raise JobError("test-poison-wordcount takes one parameter, marker")
-        return dict(params)
-
-    def map_chunk(self, pieces: Iterable[PieceData], params: Params, partitions: int) -> list[Any]:
+    def map_chunk(self, step: int, pieces: Iterable[PieceData], partitions: int) -> list[Any]:
         read = list(pieces)
-        if os.path.exists(params["marker"]) and any(POISON in p.data for p in read):
+        if os.path.exists(self.params["marker"]) and any(POISON in p.data for p in read):
             raise RuntimeError("poisoned chunk")
-        return super().map_chunk(read, {}, partitions)
+        return super().map_chunk(step, read, partitions)
 
 
 @register
@@ -42,16 +38,29 @@ class SlowWordCount(WordCount):
     named by `hold` (if given) exists: a chunk as long as a test needs."""
 
     name = "test-slow-wordcount"
+    parameters = (
+        Param("seconds", float, "sleep per chunk"),
+        Param("hold", str, "while this file exists, sleep on", default=""),
+    )
 
-    def check_params(self, params: Params) -> Params:
-        if not set(params) <= {"seconds", "hold"} or "seconds" not in params:
-            raise JobError("test-slow-wordcount takes seconds and, optionally, hold")
-        return dict(params)
-
-    def map_chunk(self, pieces: Iterable[PieceData], params: Params, partitions: int) -> list[Any]:
-        time.sleep(float(params["seconds"]))
-        hold = params.get("hold")
+    def map_chunk(self, step: int, pieces: Iterable[PieceData], partitions: int) -> list[Any]:
+        time.sleep(self.params["seconds"])
+        hold = self.params["hold"]
         deadline = time.monotonic() + 300
         while hold and os.path.exists(hold) and time.monotonic() < deadline:
             time.sleep(0.1)
-        return super().map_chunk(pieces, {}, partitions)
+        return super().map_chunk(step, pieces, partitions)
+
+
+@register
+class SlowTopWords(TopWords):
+    """top-words whose second step takes `seconds` per chunk: a step long
+    enough to kill a worker in."""
+
+    name = "test-slow-top-words"
+    parameters = (*TopWords.parameters, Param("seconds", float, "sleep per chunk", default=0.0))
+
+    def map_chunk(self, step: int, pieces: Iterable[PieceData], partitions: int) -> list[Any]:
+        if step == 1:
+            time.sleep(self.params["seconds"])
+        return super().map_chunk(step, pieces, partitions)

@@ -24,6 +24,7 @@ def map_message(stack: Stack, job_id: str, *, job: str = "wordcount", **piece: i
             "job": job,
             "params": {},
             "partitions": 1,
+            "step": 0,
             "bucket": stack.resources.bucket,
             "pieces": [
                 {

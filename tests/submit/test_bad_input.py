@@ -13,7 +13,9 @@ from submit.errors import UsageError
 from submit.resources import Resources
 from submit.splitting import InputError
 from submit.submission import submit_job
-from worker.jobs import JobError
+from submit.target import Target
+from tests.worker.test_jobs import USER_JOBS
+from worker.jobs import JobError, load_jobs
 
 
 def queued(clients: Clients, resources: Resources) -> int:
@@ -29,7 +31,7 @@ def queued(clients: Clients, resources: Resources) -> int:
         ({"inputs": ["missing.txt"]}, InputError, "missing.txt: no such file"),
         ({"job": "sort"}, JobError, "unknown job 'sort'"),
         ({"job": "grep", "params": {"pattern": "(["}}, JobError, "invalid pattern"),
-        ({"job": "grep", "params": {}}, JobError, "needs --pattern"),
+        ({"job": "grep", "params": {}}, JobError, "parameter 'pattern' is required"),
         ({"chunk_size_bytes": 0}, UsageError, "chunk size must be positive"),
         ({"partitions": 0}, UsageError, "partitions must be from 1"),
     ],
@@ -93,7 +95,7 @@ def test_an_input_in_a_bucket_the_stack_does_not_grant_is_refused(
     [
         (["run", "--local", "--job", "wordcount", "{missing}"], "no such file or directory"),
         (["run", "--local", "--job", "grep", "--pattern", "(", "{good}"], "invalid pattern"),
-        (["run", "--local", "--job", "grep", "{good}"], "needs --pattern"),
+        (["run", "--local", "--job", "grep", "{good}"], "parameter 'pattern' is required"),
         (
             ["run", "--local", "--job", "wordcount", "--chunk-size", "0", "{good}"],
             "size must be positive",
@@ -104,6 +106,27 @@ def test_an_input_in_a_bucket_the_stack_does_not_grant_is_refused(
             "unknown job 'sort' (known: ",
         ),
         (["run", "--local", "--job", "wordcount", "s3://b/k"], "local files only"),
+        (
+            ["run", "--local", "--job", "top-words", "--param", "n=many", "{good}"],
+            "job 'top-words': parameter 'n': expected int, got 'many'",
+        ),
+        (
+            ["run", "--local", "--job", "top-words", "--param", "n=0", "{good}"],
+            "parameter 'n': must be 1 or more",
+        ),
+        (
+            ["run", "--local", "--job", "top-words", "--param", "top=3", "{good}"],
+            "unknown parameter 'top' (it takes n)",
+        ),
+        (["run", "--local", "--job", "top-words", "--param", "n", "{good}"], "expected NAME=VALUE"),
+        (
+            ["run", "--local", "--job-module", "{missing}.py", "--job", "x", "{good}"],
+            "no such file or directory",
+        ),
+        (
+            ["run", "--local", "--job-module", "{broken}", "--job", "x", "{good}"],
+            "could not be loaded: ZeroDivisionError",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(
@@ -111,7 +134,9 @@ def test_cli_bad_input_is_one_line_and_exit_2(
 ) -> None:
     good = tmp_path / "in.txt"
     good.write_text("hello\n")
-    argv = [a.format(missing=tmp_path / "missing", good=good) for a in argv]
+    broken = tmp_path / "brokenjobs.py"
+    broken.write_text("1 / 0\n")
+    argv = [a.format(missing=tmp_path / "missing", good=good, broken=broken) for a in argv]
     with pytest.raises(SystemExit) as exit_info:
         code = main(argv)
         raise SystemExit(code)
@@ -119,3 +144,16 @@ def test_cli_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip().splitlines()
     assert message in err[-1]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_submit_refuses_a_job_the_workers_do_not_load(
+    clients: Clients, resources: Resources
+) -> None:
+    load_jobs([str(USER_JOBS)], strict=True)
+    with_stats = Target(clients, resources, "the local fleet", True, job_modules=(str(USER_JOBS),))
+    with_stats.check_loads("test-user-mean")
+    with_stats.check_loads("wordcount")
+    without = Target(clients, resources, "the local fleet", True, job_modules=("otherjobs",))
+    with pytest.raises(UsageError, match="comes from module 'statsjobs', which the workers"):
+        without.check_loads("test-user-mean")
+    Target(clients, resources, "stack Drover", False).check_loads("test-user-mean")

@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from submit.clients import Clients
+from submit.recovery import retry
 from submit.resources import Resources
+from submit.tracking import fetch_result
 from tests.conftest import reference_wordcount
-from worker import storage
+from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
-from worker.jobs import KeyValueJob, register
+from worker.jobs import Job, register
+from worker.jobs.topwords import TopWords
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import Admin
 from worker.messages import MapTask, Piece, ReduceTask, to_json
@@ -24,7 +27,7 @@ TEXT = b"the cat\nthe hat\n"
 
 
 @register
-class Flaky(KeyValueJob):
+class Flaky(Job):
     """Fails every map: a transient error as far as the worker can tell."""
 
     name = "test-phases-flaky"
@@ -90,13 +93,18 @@ def handler(clients: Clients, resources: Resources, ledger: Admin) -> Callable[[
             worker_id="w",
             sqs=clients.sqs,
             reduce_queue_url=resources.reduce_queue_url,
+            map_queue_url=resources.map_queue_url,
         )
 
     return make
 
 
 def reduce_messages(clients: Clients, resources: Resources) -> list[dict[str, Any]]:
-    got = clients.sqs.receive_message(QueueUrl=resources.reduce_queue_url, MaxNumberOfMessages=10)
+    return messages(clients, resources.reduce_queue_url)
+
+
+def messages(clients: Clients, url: str) -> list[dict[str, Any]]:
+    got = clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
     return [json.loads(m["Body"]) for m in got.get("Messages", [])]
 
 
@@ -106,8 +114,8 @@ def test_a_map_task_writes_its_output_counts_once_and_starts_the_reduce(
     new_job(ledger, resources)
     body = to_json(map_task(resources))
     assert handler(Phase.MAP).handle(delivery(body)) == Delete("done")
-    output = storage.get_json(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
-    assert output == reference_wordcount({"in.txt": TEXT})
+    output = storage.get_object(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
+    assert dict(records.decode([output])) == reference_wordcount({"in.txt": TEXT})
     job = ledger.require("j")
     assert (job.state, job.done) == (JobState.REDUCING, 1)
     (reduce,) = reduce_messages(clients, resources)
@@ -137,8 +145,8 @@ def test_a_reduce_task_finalizes_the_job(
     job = ledger.require("j")
     assert job.state is JobState.SUCCEEDED
     assert job.summary == {"total": 4, "distinct": 3, "top": [["the", 2], ["cat", 1], ["hat", 1]]}
-    part = storage.get_json(clients.s3, resources.bucket, storage.result_key("j", 0))
-    assert part == reference_wordcount({"in.txt": TEXT})
+    part = storage.get_object(clients.s3, resources.bucket, storage.result_key("j", 0))
+    assert dict(records.decode([part])) == reference_wordcount({"in.txt": TEXT})
 
 
 @pytest.mark.parametrize(
@@ -222,3 +230,109 @@ def test_work_stopped_from_outside_counts_as_a_failed_attempt(
     assert ledger.require("j").state is JobState.FAILED
     # The job failed: work on its other messages is no longer wanted.
     assert worker.abandoned(delivery(body)) == Delete("dropped")
+
+
+def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    ledger.create_job(
+        job_id="j",
+        job="top-words",
+        params={"n": 2},
+        partitions=3,
+        expected=1,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+        step_partitions=[3, 1],
+        chunk_size_bytes=1 << 20,
+    )
+    task = MapTask(**{**map_task(resources, job="top-words").__dict__, "params": {"n": 2}})
+    task = MapTask(**{**task.__dict__, "partitions": 3})
+    assert handler(Phase.MAP).handle(delivery(to_json(task))) == Delete("done")
+    reducer = handler(Phase.REDUCE)
+    reduces = reduce_messages(clients, resources)
+    assert sorted(r["partition"] for r in reduces) == [0, 1, 2]
+    for r in reduces:
+        assert reducer.handle(delivery(json.dumps(r))) == Delete("done")
+    job = ledger.require("j")
+    # One chunk per partition result with any record in it.
+    sent = messages(clients, resources.map_queue_url)
+    assert (job.step, job.state, job.partitions) == (1, JobState.RUNNING, 1)
+    assert job.expected == len(sent) >= 2
+    assert all((m["step"], m["partitions"]) == (1, 1) for m in sent)
+    # The reducer that moved the job on might have died before it sent the
+    # chunks: its partition, delivered again, sends them again.
+    assert reducer.handle(delivery(json.dumps(reduces[-1]), receives=2)) == Delete("done")
+    again = messages(clients, resources.map_queue_url)
+    assert sorted(m["chunk"] for m in again) == sorted(m["chunk"] for m in sent)
+    mapper = handler(Phase.MAP)
+    for chunk in {m["chunk"]: m for m in [*sent, *again]}.values():
+        assert mapper.handle(delivery(json.dumps(chunk))) == Delete("done")
+    (last,) = reduce_messages(clients, resources)
+    assert (last["step"], last["partition"]) == (1, 0)
+    assert reducer.handle(delivery(json.dumps(last))) == Delete("done")
+    assert ledger.require("j").state is JobState.SUCCEEDED
+    assert fetch_result(clients, resources, "j") == {"the": 2, "cat": 1}
+    # A late copy of a first-step chunk changes nothing.
+    assert handler(Phase.MAP).handle(delivery(to_json(task), receives=3)) == Delete("duplicate")
+
+
+SECOND_STEP_FAILS = {"now": True}
+
+
+@register
+class SecondStepFails(TopWords):
+    """top-words whose second step fails while SECOND_STEP_FAILS says so."""
+
+    name = "test-phases-second-step-fails"
+
+    def map_chunk(self, step: int, pieces: Any, partitions: int) -> Any:
+        if step == 1 and SECOND_STEP_FAILS["now"]:
+            raise RuntimeError("second step broken")
+        return super().map_chunk(step, pieces, partitions)
+
+
+def test_a_job_that_fails_in_its_second_step_is_retried_in_it(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    job = "test-phases-second-step-fails"
+    ledger.create_job(
+        job_id="j",
+        job=job,
+        params={"n": 1},
+        partitions=1,
+        expected=1,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+        step_partitions=[1, 1],
+        chunk_size_bytes=1 << 20,
+    )
+    task = MapTask(**{**map_task(resources, job=job).__dict__, "params": {"n": 1}})
+    handler(Phase.MAP).handle(delivery(to_json(task)))
+    (reduce,) = reduce_messages(clients, resources)
+    handler(Phase.REDUCE).handle(delivery(json.dumps(reduce)))
+    (chunk,) = messages(clients, resources.map_queue_url)
+    verdict = handler(Phase.MAP).handle(delivery(json.dumps(chunk), receives=3, last=True))
+    assert verdict == DeadLetter("RuntimeError: second step broken")
+    failed = ledger.require("j")
+    assert (failed.state, failed.step) == (JobState.FAILED, 1)
+    assert [i.key for i in ledger.items("j", Phase.MAP, ItemState.FAILED, step=1)] == [
+        ItemKey.chunk(0, step=1)
+    ]
+    SECOND_STEP_FAILS["now"] = False
+    try:
+        resumed = retry(clients, resources, "j")
+        assert (resumed.phase, resumed.resent) == ("map", [0])
+        (again,) = messages(clients, resources.map_queue_url)
+        assert again == chunk, "the step's chunk, from its stored plan"
+        assert handler(Phase.MAP).handle(delivery(json.dumps(again))) == Delete("done")
+        (last,) = reduce_messages(clients, resources)
+        assert handler(Phase.REDUCE).handle(delivery(json.dumps(last))) == Delete("done")
+    finally:
+        SECOND_STEP_FAILS["now"] = True
+    assert ledger.require("j").state is JobState.SUCCEEDED
+    assert fetch_result(clients, resources, "j") == {"the": 2}

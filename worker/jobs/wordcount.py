@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from worker.jobs.base import KeyValueJob, Params
+from worker.jobs.base import Job, Params, sorted_partitions
 from worker.jobs.registry import register
 from worker.reading import PieceData
+from worker.records import Record
 
 WORD = re.compile(r"\w+")
 
@@ -218,7 +219,7 @@ def count_words(text: str) -> Counter[str]:
 
 
 @register
-class WordCount(KeyValueJob):
+class WordCount(Job):
     name = "wordcount"
     description = "count each word (regex \\w+ over lower-cased text)"
 
@@ -226,17 +227,36 @@ class WordCount(KeyValueJob):
         for word in WORD.findall(line.lower()):
             yield word, 1
 
-    def reducer(self, key: str, values: Iterable[Any]) -> Any:
+    def combiner(self, key: str, values: Iterable[Any]) -> Any:
         return sum(values)
 
-    def map_chunk(self, pieces: Iterable[PieceData], params: Params, partitions: int) -> list[Any]:
+    def reducer(self, key: str, values: Iterator[Any]) -> Any:
+        return sum(values)
+
+    def map_chunk(
+        self, step: int, pieces: Iterable[PieceData], partitions: int
+    ) -> list[list[Record]]:
+        """The mapper and combiner's records, from the byte kernel above."""
+        if step != 0:
+            return super().map_chunk(step, pieces, partitions)
         tally = WordTally()
         for piece in pieces:
             tally.add(piece.data)
-        return self.partitioned(tally.counts(), partitions)
+        return sorted_partitions(tally.counts().items(), partitions)
 
-    def reduce_partition(self, outputs: Iterable[Any], params: Params) -> Any:
-        merged: Counter[str] = Counter()
-        for output in outputs:
-            merged.update(output)
-        return dict(merged)
+    def reduce_partition(self, step: int, records: Iterable[Record]) -> Iterator[Record]:
+        """The reducer's sums, added up in one loop: a reducer call per word
+        cost more than the merge."""
+        if step != 0:
+            yield from super().reduce_partition(step, records)
+            return
+        word, total = None, 0
+        for key, n in records:
+            if key == word:
+                total += n
+            else:
+                if word is not None:
+                    yield word, total
+                word, total = key, n
+        if word is not None:
+            yield word, total

@@ -81,13 +81,21 @@ class Ledger:
     ) -> None:
         self.failures.note_last_receive(job_id, key, attempts=attempts, worker_id=worker_id)
 
-    def summaries(self, job_id: str) -> list[dict[str, Any]]:
-        """The summaries of a job's reduced partitions, in partition order."""
+    def summaries(self, job_id: str, step: int = 0) -> list[dict[str, Any]]:
+        """The summaries of a step's reduced partitions, in partition order."""
         return [
             r.summary
-            for r in self.table.item_records(job_id, Phase.REDUCE, ItemState.DONE)
+            for r in self.table.item_records(job_id, Phase.REDUCE, ItemState.DONE, step=step)
             if r.summary is not None
         ]
 
     def finalize(self, job_id: str, summary: dict[str, Any], result_prefix: str) -> bool:
         return self.completions.finalize(job_id, summary, result_prefix)
+
+    def advance(self, job_id: str, *, from_step: int, chunks: int, partitions: int) -> bool:
+        """Move a job whose step `from_step` is wholly reduced to its next
+        step, of `chunks` chunks and `partitions` partitions; False if it is
+        not there (moved on already, or stopped). See completion.py."""
+        return self.completions.advance(
+            job_id, from_step=from_step, chunks=chunks, partitions=partitions
+        )

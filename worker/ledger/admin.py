@@ -2,15 +2,17 @@
 list jobs, cancel one, plan and open a retry, record work lost with its
 workers.
 
-A retry resumes a failed job where it stopped. In its map phase every chunk
-that is not DONE is sent again (the workers dropped the failed job's other
-messages unread); in its reduce phase every partition that is not DONE.
+A retry resumes a failed job where it stopped, in the step it stopped in.
+In its map phase every chunk that is not DONE is sent again (the workers
+dropped the failed job's other messages unread); in its reduce phase every
+partition that is not DONE.
 Before anything is sent, the FAILED items go back to RETRYING and the job
 back to RUNNING or REDUCING, so a worker that receives a re-sent message
 finds the job open. On a job still under way that tolerates failures
 (`max_failures`), only its FAILED chunks are sent again. A job whose every
-partition is done but that was never finalized needs no message at all:
-`RetryPlan.finalize_only`, and the caller finalizes it.
+partition is done but that was never finalized (or moved to its next
+step) needs no message at all: `RetryPlan.finalize_only`, and the caller
+does what its last reducer would have done.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ class RetryPlan:
     job: JobRecord
     phase: Phase
     to_state: JobState
-    numbers: list[int]  # chunks or partitions to send again
+    numbers: list[int]  # chunks or partitions of the job's step to send again
 
     @property
     def finalize_only(self) -> bool:
+        """Every partition of the step is done: the job needs only what its
+        last reducer would have done next (finalize, or start the next step)."""
         return self.phase is Phase.REDUCE and not self.numbers
 
 
@@ -79,8 +83,13 @@ class Admin(Ledger):
         inputs: int,
         input_bytes: int,
         max_failures: int,
+        step_partitions: list[int] | None = None,
+        chunk_size_bytes: int = 0,
     ) -> None:
+        """Create a job in its first step; `step_partitions` gives each
+        step's partitions (default: one step of `partitions`)."""
         created = now_iso()
+        step_partitions = step_partitions or [partitions]
         item = {
             names.TABLE_PARTITION_KEY: job_pk(job_id),
             names.TABLE_SORT_KEY: JOB_SK,
@@ -101,6 +110,10 @@ class Admin(Ledger):
             "inputs": inputs,
             "input_bytes": input_bytes,
             "max_failures": max_failures,
+            "step": 0,
+            "steps": len(step_partitions),
+            "step_partitions": step_partitions,
+            "chunk_size_bytes": chunk_size_bytes,
             "updated_at": created,
         }
         if not self.table.put(
@@ -120,8 +133,10 @@ class Admin(Ledger):
         """Most recent jobs first."""
         return self.table.jobs_by_time(limit)
 
-    def items(self, job_id: str, phase: Phase, state: ItemState | None = None) -> list[ItemRecord]:
-        return self.table.item_records(job_id, phase, state)
+    def items(
+        self, job_id: str, phase: Phase, state: ItemState | None = None, *, step: int = 0
+    ) -> list[ItemRecord]:
+        return self.table.item_records(job_id, phase, state, step=step)
 
     def item(self, job_id: str, key: ItemKey) -> ItemRecord | None:
         return self.table.get_item(job_id, key)
@@ -167,7 +182,7 @@ class Admin(Ledger):
             # Still under way, with failures tolerated: only the failed
             # chunks; the others are on their way.
             failed = (
-                self.table.item_keys(job_id, Phase.MAP, ItemState.FAILED)
+                self.table.item_keys(job_id, Phase.MAP, ItemState.FAILED, step=job.step)
                 if job.state in Phase.MAP.counting.open_states
                 else []
             )
@@ -175,7 +190,9 @@ class Admin(Ledger):
                 raise JobStateError(f"job {job_id} is {job.state} and nothing of it failed")
             return RetryPlan(job, Phase.MAP, JobState.RUNNING, [k.number for k in failed])
         phase = job.phase
-        done = {k.number for k in self.table.item_keys(job_id, phase, ItemState.DONE)}
+        done = {
+            k.number for k in self.table.item_keys(job_id, phase, ItemState.DONE, step=job.step)
+        }
         to_state = phase.counting.open_states[-1]
         return RetryPlan(
             job, phase, to_state, [n for n in range(job.needed(phase)) if n not in done]
@@ -186,7 +203,7 @@ class Admin(Ledger):
         the plan's state, forgetting its error; then, on a job that was still
         under way, count its failures again (one may have come meanwhile)."""
         job_id = plan.job.job_id
-        for key in self.table.item_keys(job_id, plan.phase, ItemState.FAILED):
+        for key in self.table.item_keys(job_id, plan.phase, ItemState.FAILED, step=plan.job.step):
             self.reopen_item(job_id, key)
         in_, values = placeholders("from", (plan.job.state,))
         values.update({":s": plan.to_state.value, ":now": now_iso()})

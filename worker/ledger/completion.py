@@ -11,7 +11,18 @@ looks at the job: complete but not moved on past that phase means the
 process that counted the last chunk may have died before starting the next
 phase, so the caller is asked to start it again (RETRIGGER). Reduce
 partitions complete the same way, counted in `reduced`; the last one's
-caller finalizes the job (SUCCEEDED, with its summary).
+caller finalizes the job (SUCCEEDED, with its summary) or, in a job of
+several steps, moves it to its next step (`advance`) and sends that step's
+chunks.
+
+Every count is conditioned on the job's step being the item's. A message of
+a step the job has left is a duplicate; one of a step the job has not
+reached yet (its chunks are sent before the job is moved on, when a
+retry sends them again) is a transient error, tried again later. A
+duplicate of a step's partition that finds the job in the next step with
+nothing of it done yet asks its caller to send that step's chunks again
+(RETRIGGER): the reducer that moved the job on may have died before it
+sent them, and a chunk sent twice is counted once.
 
 A job with failed chunks counts differently (see failures.py): the plain
 counting transaction holds only while the job has no failed chunk, so on a
@@ -27,7 +38,14 @@ from typing import Any
 
 from worker import names
 from worker.ledger.failures import Failures
-from worker.ledger.model import JOB_SK, ItemKey, ItemState, JobState, Phase, UnknownJob
+from worker.ledger.model import (
+    JOB_SK,
+    ItemKey,
+    ItemState,
+    JobState,
+    Phase,
+    UnknownJob,
+)
 from worker.ledger.table import (
     CONFLICT_ATTEMPTS,
     Table,
@@ -38,6 +56,8 @@ from worker.ledger.table import (
     placeholders,
     serialize,
 )
+
+_SAME_STEP = "#step = :step"
 
 
 class Outcome(enum.Enum):
@@ -71,17 +91,23 @@ class Completions:
         phase = key.phase
         counting = phase.counting
         for attempt in range(CONFLICT_ATTEMPTS):
-            reasons = self.table.transact([put, self._count(job_id, phase, last=False)])
+            reasons = self.table.transact([put, self._count(job_id, key, last=False)])
             if reasons is None:
                 return Outcome.COUNTED
             if reasons[0] == "ConditionalCheckFailed":
-                return self._after_duplicate(job_id, phase)
+                return self._after_duplicate(job_id, key)
             if "TransactionConflict" in reasons:
                 backoff(attempt)
                 continue
             job = self.table.get_job(job_id)
             if job is None:
                 raise UnknownJob(f"job {job_id} has no job item")
+            if job.step > key.step:
+                return Outcome.DUPLICATE
+            if job.step < key.step:
+                raise TransientLedgerError(
+                    f"job {job_id} {key}: the job is still in step {job.step + 1}"
+                )
             if job.state not in counting.open_states:
                 return Outcome.DROPPED
             if (
@@ -89,13 +115,13 @@ class Completions:
                 and job.failed_chunks
                 and job.counted(phase) < job.needed(phase) - 1
             ):
-                if self._count_with_failures(job_id, put):
+                if self._count_with_failures(job_id, key, put):
                     return Outcome.COUNTED
                 backoff(attempt)
                 continue
             if job.counted(phase) != job.needed(phase) - 1:
                 continue
-            if self.table.transact([put, self._count(job_id, phase, last=True)]) is None:
+            if self.table.transact([put, self._count(job_id, key, last=True)]) is None:
                 return Outcome.LAST
             backoff(attempt)
         raise TransientLedgerError(f"job {job_id} {key}: too many conflicting writes")
@@ -111,16 +137,19 @@ class Completions:
             }
         }
 
-    def _count(self, job_id: str, phase: Phase, *, last: bool) -> dict[str, Any]:
+    def _count(self, job_id: str, key: ItemKey, *, last: bool) -> dict[str, Any]:
         """Add one to the phase's counter: below its last value normally; at
         exactly the last value, moving the job on, for the completing one."""
+        phase = key.phase
         c = phase.counting
         open_in, values = placeholders("open", tuple(c.open_states))
-        values.update({":one": 1, ":now": now_iso()})
+        values.update({":one": 1, ":now": now_iso(), ":step": key.step})
         # Finalizing a job (its summary, its result) is the caller's step, so
         # the last partition leaves the job REDUCING too.
         values[":next"] = (c.complete_state if last else c.counting_state).value
-        condition = f"#s IN ({open_in}) AND " + ("#c = #last" if last else "#c < #last")
+        condition = f"#s IN ({open_in}) AND {_SAME_STEP} AND " + (
+            "#c = #last" if last else "#c < #last"
+        )
         if phase is Phase.MAP and not last:
             condition += " AND attribute_not_exists(failed_chunks)"
         extra = ", reduce_started_at = :now" if last and phase is Phase.MAP else ""
@@ -130,25 +159,34 @@ class Completions:
                 "Key": self.table.key(job_id, JOB_SK),
                 "UpdateExpression": f"ADD #c :one SET #s = :next, updated_at = :now{extra}",
                 "ConditionExpression": condition,
-                "ExpressionAttributeNames": {"#c": c.counter, "#last": c.last, "#s": "state"},
+                "ExpressionAttributeNames": {
+                    "#c": c.counter,
+                    "#last": c.last,
+                    "#s": "state",
+                    "#step": "step",
+                },
                 "ExpressionAttributeValues": serialize(values),
             }
         }
 
-    def _count_with_failures(self, job_id: str, put: dict[str, Any]) -> bool:
+    def _count_with_failures(self, job_id: str, key: ItemKey, put: dict[str, Any]) -> bool:
         """Count a chunk of a job that has failed chunks, then fail the job if
         that leaves nothing but failures. False if the transaction did not go
         through: the caller's next attempt finds out why (a duplicate, the
         last chunk, a conflict)."""
         open_in, values = placeholders("open", tuple(Phase.MAP.counting.open_states))
-        values.update({":one": 1, ":now": now_iso(), ":running": JobState.RUNNING.value})
+        values.update(
+            {":one": 1, ":now": now_iso(), ":running": JobState.RUNNING.value, ":step": key.step}
+        )
         update = {
             "Update": {
                 "TableName": self.table.name,
                 "Key": self.table.key(job_id, JOB_SK),
                 "UpdateExpression": "ADD done :one SET #s = :running, updated_at = :now",
-                "ConditionExpression": f"#s IN ({open_in}) AND done < expected_minus_one",
-                "ExpressionAttributeNames": {"#s": "state"},
+                "ConditionExpression": (
+                    f"#s IN ({open_in}) AND {_SAME_STEP} AND done < expected_minus_one"
+                ),
+                "ExpressionAttributeNames": {"#s": "state", "#step": "step"},
                 "ExpressionAttributeValues": serialize(values),
             }
         }
@@ -157,15 +195,63 @@ class Completions:
         self.failures.settle(job_id)
         return True
 
-    def _after_duplicate(self, job_id: str, phase: Phase) -> Outcome:
+    def _after_duplicate(self, job_id: str, key: ItemKey) -> Outcome:
         job = self.table.get_job(job_id)
+        if job is None:
+            return Outcome.DUPLICATE
+        phase = key.phase
         if (
-            job is not None
+            job.step == key.step
             and job.state is phase.counting.complete_state
             and job.counted(phase) >= job.needed(phase)
         ):
             return Outcome.RETRIGGER
+        if (
+            phase is Phase.REDUCE
+            and job.step == key.step + 1
+            and job.done == 0
+            and job.state in Phase.MAP.counting.open_states
+        ):
+            return Outcome.RETRIGGER
         return Outcome.DUPLICATE
+
+    def advance(self, job_id: str, *, from_step: int, chunks: int, partitions: int) -> bool:
+        """Move a job whose step `from_step` is wholly reduced to its next
+        step, of `chunks` chunks (at least one), RUNNING; False if it is not
+        there."""
+        return self.table.update(
+            job_id,
+            JOB_SK,
+            update=(
+                "SET #s = :running, #step = :next, #expected = :chunks, "
+                "#expected_m1 = :chunks_minus_one, #done = :zero, #reduced = :zero, "
+                "#partitions = :partitions, #partitions_m1 = :partitions_minus_one, "
+                "updated_at = :now"
+            ),
+            condition="#s = :reducing AND #step = :step AND #reduced = #partitions",
+            attribute_names={
+                "#s": "state",
+                "#step": "step",
+                "#expected": "expected",
+                "#expected_m1": "expected_minus_one",
+                "#done": "done",
+                "#reduced": "reduced",
+                "#partitions": "partitions",
+                "#partitions_m1": "partitions_minus_one",
+            },
+            values={
+                ":running": JobState.RUNNING.value,
+                ":reducing": JobState.REDUCING.value,
+                ":step": from_step,
+                ":next": from_step + 1,
+                ":chunks": chunks,
+                ":chunks_minus_one": chunks - 1,
+                ":zero": 0,
+                ":partitions": partitions,
+                ":partitions_minus_one": partitions - 1,
+                ":now": now_iso(),
+            },
+        )
 
     def finalize(self, job_id: str, summary: dict[str, Any], result_prefix: str) -> bool:
         """Move a reduced job to SUCCEEDED with its summary and result; False

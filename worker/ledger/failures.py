@@ -162,7 +162,7 @@ class Failures:
             job = self.table.get_job(job_id)
             if job is None or job.state not in open_states:
                 return job
-            failed = len(self.table.item_keys(job_id, Phase.MAP, ItemState.FAILED))
+            failed = len(self.table.item_keys(job_id, Phase.MAP, ItemState.FAILED, step=job.step))
             if failed == job.failed_chunks:
                 return job
             open_in, values = placeholders("open", tuple(open_states))

@@ -4,15 +4,20 @@ keys and the typed records read from the jobs table.
 This module is the one place that spells them. A job moves
 
     PENDING ──► RUNNING ──► REDUCING ──► SUCCEEDED
-       │           │            │
-       └───────────┴────────────┴──► FAILED ──► RUNNING | REDUCING (retry)
+       │           ▲ │          │ │
+       │           └─┼──────────┘ │    (the next step of a job of several)
+       └─────────────┴────────────┴──► FAILED ──► RUNNING | REDUCING (retry)
                                        any open state, and FAILED ──► CANCELLED
 
-A job of zero chunks is created REDUCING. Its items are the map chunks and
-the reduce partitions (`Phase`), each DONE, RETRYING (an attempt failed and
-another will come) or FAILED (given up), under a key that names its phase
-and number (`ItemKey`). Adding a state means adding it here: every rule the
-worker and `submit` apply asks these types.
+A job of zero chunks is created REDUCING. A job of several steps (`steps`)
+runs them one after another, `step` counting from 0: the completion of a
+step's last partition moves the job to the next step, with that step's
+chunk and partition counts, RUNNING again; the last step's finalizes it.
+Its items are the map chunks and the reduce partitions of each step
+(`Phase`), each DONE, RETRYING (an attempt failed and another will come) or
+FAILED (given up), under a key that names its step, phase and number
+(`ItemKey`). Adding a state means adding it here: every rule the worker and
+`submit` apply asks these types.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
         {JobState.RUNNING, JobState.REDUCING, JobState.FAILED, JobState.CANCELLED}
     ),
     JobState.RUNNING: frozenset({JobState.REDUCING, JobState.FAILED, JobState.CANCELLED}),
-    JobState.REDUCING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.REDUCING: frozenset(
+        {JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+    ),
     JobState.FAILED: frozenset({JobState.RUNNING, JobState.REDUCING, JobState.CANCELLED}),
     JobState.SUCCEEDED: frozenset(),
     JobState.CANCELLED: frozenset(),
@@ -139,33 +146,44 @@ _COUNTING = {
 
 @dataclass(frozen=True, order=True)
 class ItemKey:
-    """A chunk or a partition of a job, and its sort key in the table."""
+    """A chunk or a partition of one step of a job, and its sort key in the
+    table: CHUNK#000005 in the first step, S1#CHUNK#000005 in the second."""
 
     phase: Phase
     number: int
+    step: int = 0
+
+    @staticmethod
+    def prefix_of(phase: Phase, step: int) -> str:
+        return phase.prefix if step == 0 else f"S{step}#{phase.prefix}"
 
     @property
     def sk(self) -> str:
         c = self.phase.counting
-        return f"{c.prefix}{self.number:0{c.digits}d}"
+        return f"{self.prefix_of(self.phase, self.step)}{self.number:0{c.digits}d}"
 
     @classmethod
     def parse(cls, sk: str) -> ItemKey:
+        step = 0
+        if sk.startswith("S") and "#" in sk:
+            head, sk = sk.split("#", 1)
+            step = int(head[1:])
         for phase in Phase:
             if sk.startswith(phase.prefix):
-                return cls(phase, int(sk[len(phase.prefix) :]))
+                return cls(phase, int(sk[len(phase.prefix) :]), step)
         raise ValueError(f"not an item key: {sk!r}")
 
     @classmethod
-    def chunk(cls, number: int) -> ItemKey:
-        return cls(Phase.MAP, number)
+    def chunk(cls, number: int, step: int = 0) -> ItemKey:
+        return cls(Phase.MAP, number, step)
 
     @classmethod
-    def partition(cls, number: int) -> ItemKey:
-        return cls(Phase.REDUCE, number)
+    def partition(cls, number: int, step: int = 0) -> ItemKey:
+        return cls(Phase.REDUCE, number, step)
 
     def __str__(self) -> str:
-        return f"{self.phase.noun} {self.number}"
+        where = f"step {self.step + 1} " if self.step else ""
+        return f"{where}{self.phase.noun} {self.number}"
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,14 @@ class JobRecord:
     updated_at: str
     # The number of FAILED chunks, kept while the job runs (failures.py).
     failed_chunks: int = 0
+    # The step under way (from 0) of `steps`; `expected`, `done`,
+    # `partitions` and `reduced` count that step's chunks and partitions.
+    step: int = 0
+    steps: int = 1
+    # Each step's partitions, and the chunk size that cuts a later step's
+    # input (the previous step's results) into chunks.
+    step_partitions: tuple[int, ...] = ()
+    chunk_size_bytes: int = 0
     finished_at: str | None = None
     error: str | None = None
     summary: dict[str, Any] | None = None
@@ -211,6 +237,12 @@ class JobRecord:
             created_at=item["created_at"],
             updated_at=item.get("updated_at", item["created_at"]),
             failed_chunks=int(item.get("failed_chunks", 0)),
+            step=int(item.get("step", 0)),
+            steps=int(item.get("steps", 1)),
+            step_partitions=tuple(
+                int(p) for p in item.get("step_partitions", [item["partitions"]])
+            ),
+            chunk_size_bytes=int(item.get("chunk_size_bytes", 0)),
             finished_at=item.get("finished_at"),
             error=item.get("error"),
             summary=item.get("summary"),
@@ -227,6 +259,10 @@ class JobRecord:
     def phase(self) -> Phase:
         """The phase the job is in, or was in when it stopped."""
         return Phase.MAP if self.done < self.expected else Phase.REDUCE
+
+    @property
+    def last_step(self) -> bool:
+        return self.step >= self.steps - 1
 
 
 @dataclass(frozen=True)

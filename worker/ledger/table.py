@@ -177,12 +177,17 @@ class Table:
         phase: Phase,
         state: ItemState | None = None,
         *,
+        step: int = 0,
         keys_only: bool = False,
     ) -> Iterator[dict[str, Any]]:
-        """A job's chunk or partition items, in key order, optionally only
-        those in `state`; `keys_only` reads the sort keys alone."""
+        """A job's chunk or partition items of one step, in key order,
+        optionally only those in `state`; `keys_only` reads the sort keys
+        alone."""
         attribute_names = {"#pk": names.TABLE_PARTITION_KEY, "#sk": names.TABLE_SORT_KEY}
-        values: dict[str, Any] = {":pk": {"S": job_pk(job_id)}, ":prefix": {"S": phase.prefix}}
+        values: dict[str, Any] = {
+            ":pk": {"S": job_pk(job_id)},
+            ":prefix": {"S": ItemKey.prefix_of(phase, step)},
+        }
         kwargs: dict[str, Any] = {
             "TableName": self.name,
             "KeyConditionExpression": "#pk = :pk AND begins_with(#sk, :prefix)",
@@ -200,17 +205,20 @@ class Table:
             for item in page["Items"]:
                 yield deserialize(item)
 
-    def item_keys(self, job_id: str, phase: Phase, state: ItemState) -> list[ItemKey]:
+    def item_keys(
+        self, job_id: str, phase: Phase, state: ItemState, *, step: int = 0
+    ) -> list[ItemKey]:
         return [
             ItemKey.parse(i[names.TABLE_SORT_KEY])
-            for i in self.items(job_id, phase, state, keys_only=True)
+            for i in self.items(job_id, phase, state, step=step, keys_only=True)
         ]
 
     def item_records(
-        self, job_id: str, phase: Phase, state: ItemState | None = None
+        self, job_id: str, phase: Phase, state: ItemState | None = None, *, step: int = 0
     ) -> list[ItemRecord]:
         return [
-            ItemRecord.from_item(i, names.TABLE_SORT_KEY) for i in self.items(job_id, phase, state)
+            ItemRecord.from_item(i, names.TABLE_SORT_KEY)
+            for i in self.items(job_id, phase, state, step=step)
         ]
 
     def jobs_by_time(self, limit: int) -> list[JobRecord]:

@@ -1,0 +1,60 @@
+"""access-log: requests counted by HTTP status and by path, from web server
+logs in the common or combined log format:
+
+    host ident user [time] "METHOD /path?query PROTOCOL" status bytes ["referer" "agent"]
+
+The path is the request target without its query string. A line of any
+other shape (a blank line included) is counted as bad, never an error. The
+result is {"status": {code: n}, "path": {path: n}, "bad_lines": n}.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from worker.jobs.base import Job, Params
+from worker.jobs.registry import register
+from worker.records import Record
+
+LINE = re.compile(
+    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?:\d+|-)'
+    r'(?: "[^"]*" "[^"]*")?\s*$'
+)
+REQUEST = re.compile(r"^[A-Z]+ (?P<target>\S+)(?: \S+)?$")
+
+STATUS = "status\t"
+PATH = "path\t"
+BAD = "bad_lines"
+
+
+@register
+class AccessLog(Job):
+    name = "access-log"
+    description = "requests by HTTP status and by path, from common or combined log lines"
+
+    def mapper(self, line: str, params: Params) -> Iterator[tuple[str, Any]]:
+        m = LINE.match(line)
+        request = REQUEST.match(m["request"]) if m else None
+        if m is None or request is None:
+            yield BAD, 1
+            return
+        yield STATUS + m["status"], 1
+        yield PATH + request["target"].split("?", 1)[0], 1
+
+    def combiner(self, key: str, values: Iterable[Any]) -> Any:
+        return sum(values)
+
+    def reducer(self, key: str, values: Iterator[Any]) -> Any:
+        return sum(values)
+
+    def merge_results(self, records: Iterable[Record]) -> Any:
+        out: dict[str, Any] = {"status": {}, "path": {}, BAD: 0}
+        for key, n in records:
+            if key == BAD:
+                out[BAD] = n
+            else:
+                kind, value = key.split("\t", 1)
+                out[kind][value] = n
+        return out
