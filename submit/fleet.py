@@ -17,12 +17,16 @@ every `poll_s` on the queue itself, which has none of CloudWatch's gaps and
 delays, so it needs none of the stack's precautions against them.
 
 A worker process that dies is replaced at the next step, unless it died at
-start-up (exited by itself with an error within `START_GRACE_S`): then the
-next one waits, twice as long after each such death in a row, and after
-`MAX_START_FAILURES` of them the pool is marked broken and starts no more.
-Its reason, with the last lines of the last worker's log, is what `status`,
-`wait` and `fleet` show: a worker that cannot import a job module, or
-reach the embedded AWS, would otherwise be restarted without end.
+start-up: it exited by itself with an error within `START_GRACE_S`, or with
+EXIT_UNAVAILABLE (its work process could not start, which can take up to
+the work process's start timeout, worker.isolation). Then the next one
+waits, twice as long after each such death in a row, and after
+`MAX_START_FAILURES` of them the pool is marked broken and starts no more;
+a worker that has run past `STARTED_AFTER_S` ends the row. The pool's
+reason, with the last lines of the last worker's log, is what `status`,
+`wait` and `fleet` show: a worker whose environment is wrong, or whose work
+process dies as a job module is imported, would otherwise be restarted
+without end.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from worker.consumer import EXIT_UNAVAILABLE
+from worker.isolation import START_TIMEOUT_S
 from worker.ledger import Phase
 from worker.settings import scaling_level
 
@@ -47,6 +53,9 @@ log = logging.getLogger(__name__)
 # A worker that exits with an error this soon after it started died at
 # start-up.
 START_GRACE_S = 10.0
+# A worker running this long got past its start: its work process, which
+# may take up to START_TIMEOUT_S to be ready, is.
+STARTED_AFTER_S = START_TIMEOUT_S + START_GRACE_S
 # Start-up failures in a row after which a pool gives up.
 MAX_START_FAILURES = 5
 # The wait before the start after a start-up failure: doubled after each.
@@ -175,7 +184,7 @@ class Fleet:
             started = pool.started_at.get(p.pid, now)
             if code is None:
                 alive.append(p)
-                if now - started >= START_GRACE_S:
+                if now - started >= STARTED_AFTER_S:
                     pool.start_failures = 0
                 continue
             log_path = pool.log_of.pop(p.pid, None)
@@ -185,7 +194,9 @@ class Fleet:
             log.warning("%s worker %d exited with %d", pool.role.value, p.pid, code)
             # Exited by itself with an error; one killed (a negative code:
             # by a signal, as scale-in and the chaos tests do) did not fail.
-            if code > 0 and now - started < START_GRACE_S:
+            # EXIT_UNAVAILABLE says so itself, however long its work process
+            # took to fail.
+            if code == EXIT_UNAVAILABLE or (code > 0 and now - started < START_GRACE_S):
                 self._start_failed(pool, code, log_path, now)
         pool.procs = alive
         pool.retiring = [p for p in pool.retiring if p.poll() is None]
@@ -199,9 +210,10 @@ class Fleet:
         if log_path is not None and log_path.exists():
             lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             tail = f"; the last lines of {log_path}:\n" + "\n".join(f"  {x}" for x in lines)
+        why = ", its work process could not start" if code == EXIT_UNAVAILABLE else ""
         pool.broken = (
             f"the local {pool.role.value} workers die at start-up ({pool.start_failures} in "
-            f"a row, the last with exit code {code}); no more are started{tail}"
+            f"a row, the last with exit code {code}{why}); no more are started{tail}"
         )
         log.error("%s", pool.broken)
 

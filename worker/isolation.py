@@ -37,9 +37,15 @@ watches it (`Isolated.handle`):
   replaced; the worker lives on.
 
 The work process dies with its worker however the worker ends (on Linux
-the kernel kills it, PR_SET_PDEATHSIG; see worker.child). A work process
-that cannot start (a job module that fails to import) makes the worker
-stop with EXIT_UNAVAILABLE rather than take messages it cannot run.
+the kernel kills it, PR_SET_PDEATHSIG; see worker.child). It loads the job
+modules; one that fails to import does not stop it (worker.jobs.registry):
+the chunks of that module's jobs fail with the import error, and every
+other job runs. A work process that cannot start at all (it dies or hangs
+before it is ready: a job module that kills the interpreter as it is
+imported, an environment it cannot run in) makes the worker stop with
+EXIT_UNAVAILABLE rather than take messages it cannot run; the local fleet
+counts that as a worker that died at start-up (submit.fleet), and ECS's
+deployment circuit breaker stops a deployment whose tasks do it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A user's own jobs on real worker processes: a module from outside the
-project, a job of two steps that loses a worker mid-step, and a fleet whose
+project, a job of two steps that loses a worker mid-step, a module that
+fails to import (its jobs fail, the worker serves on), and a fleet whose
 workers cannot start, which must stop trying and say why."""
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from submit.local import LocalDrover, LocalOptions
 from submit.submission import submit_job
 from submit.target import local_target
 from submit.tracking import fetch_result, wait_for
-from tests.conftest import reference_top_words
+from tests.conftest import reference_top_words, reference_wordcount
 from tests.reliability.conftest import Stack, until, write_corpus
+from tests.reliability.test_bad_messages import create_job, map_message
 from tests.worker.test_jobs import USER_JOBS, numbers_corpus, stats_reference
-from worker.ledger import Phase
+from worker.consumer import EXIT_UNAVAILABLE
+from worker.ledger import ItemKey, ItemState, Phase
 from worker.settings import Settings
+
+# Job modules that cannot be imported: one raises, one ends the script that
+# imports it (SystemExit), one takes the interpreter down with it.
+RAISES = "raise RuntimeError('no licence server')\n"
+EXITS = "import sys\nsys.exit('teamjobs: run me as a script')\n"
+KILLS = "import os\nos._exit(3)\n"
 
 
 def test_a_user_module_from_outside_the_project_runs_on_the_local_fleet(tmp_path: Path) -> None:
@@ -143,3 +152,75 @@ def test_workers_that_die_at_start_up_are_not_restarted_without_end(tmp_path: Pa
         assert "DROVER_TABLE is not set" in message, "the worker's own words are quoted"
         time.sleep(2)
         assert fleet.pools[Phase.MAP].started == MAX_START_FAILURES, "no start after giving up"
+
+
+@pytest.mark.parametrize("source", [RAISES, EXITS])
+def test_a_module_that_fails_to_import_fails_its_jobs_and_the_worker_serves_on(
+    make_stack: type[Stack], tmp_path: Path, source: str
+) -> None:
+    module = tmp_path / "teamjobs.py"
+    module.write_text(source)
+    stack = make_stack(max_receive_count=3)
+    env = {"DROVER_JOB_MODULES": f"tests.reliability.jobs,{module}"}
+    mapper, log = stack.worker("map", env=env)
+    stack.worker("reduce", env=env)
+    # A job of that module: only the worker can tell it is not there.
+    stack.clients.s3.put_object(Bucket=stack.resources.bucket, Key="tiny.txt", Body=b"x " * 50)
+    create_job(stack, "j-team")
+    stack.clients.sqs.send_message(
+        QueueUrl=stack.resources.map_queue_url,
+        MessageBody=map_message(stack, "j-team", job="team-job"),
+    )
+    until(
+        lambda: stack.ledger.require("j-team").state.terminal,
+        timeout_s=60,
+        what="the job of the broken module to fail",
+    )
+    item = stack.ledger.item("j-team", ItemKey.chunk(0))
+    assert item is not None and (item.state, item.attempts) == (ItemState.FAILED, 1)
+    assert item.last_error is not None
+    assert item.last_error.startswith("JobError: unknown job 'team-job'")
+    assert f"job module '{module}' could not be loaded" in item.last_error
+    # Every other job still runs on the same worker.
+    files = write_corpus(tmp_path / "in", files=2, lines=30, seed=8)
+    job_id = stack.submit(list(files), "wordcount", {}, chunk_size_bytes=600)
+    assert stack.wait(job_id).succeeded
+    assert fetch_result(stack.clients, stack.resources, job_id) == reference_wordcount(files)
+    assert mapper.poll() is None, log.read_text()
+
+
+def test_a_fleet_whose_work_processes_cannot_start_gives_up_and_says_why(tmp_path: Path) -> None:
+    """A module that kills the interpreter importing it: the work process
+    never gets ready, each worker exits with EXIT_UNAVAILABLE, and the
+    local fleet counts those as workers that died at start-up."""
+    module = tmp_path / "fatal.py"
+    module.write_text(KILLS)
+    options = LocalOptions(max_workers=1, log_dir=tmp_path / "logs", job_modules=(str(module),))
+    source = tmp_path / "in.txt"
+    source.write_text("a few words\n")
+    with LocalDrover(options) as drover:
+        assert drover.resources is not None and drover.fleet is not None
+        fleet = drover.fleet
+        target = local_target(
+            drover.aws.endpoint_url, drover.resources, wake=fleet.wake, fleet_problem=fleet.problem
+        )
+        job_id = submit_job(
+            target.clients,
+            target.resources,
+            inputs=[str(source)],
+            job="wordcount",
+            params={},
+            chunk_size_bytes=1 << 20,
+            partitions=1,
+            wake=target.wake,
+        ).job_id
+        with pytest.raises(OperationalError) as stopped:
+            follow(target, job_id, quiet=True, timeout_s=120)
+        message = str(stopped.value)
+        assert f"job {job_id} is PENDING and cannot go on" in message
+        assert (
+            f"({MAX_START_FAILURES} in a row, the last with exit code {EXIT_UNAVAILABLE}, "
+            "its work process could not start)"
+        ) in message
+        assert "the work process exited with code 3" in message, "the worker's own words"
+        assert fleet.pools[Phase.MAP].started == MAX_START_FAILURES

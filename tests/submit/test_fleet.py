@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from submit import fleet as fleet_module
 from submit.clients import Clients
-from submit.fleet import Fleet, Pool
+from submit.fleet import MAX_START_FAILURES, START_GRACE_S, STARTED_AFTER_S, Fleet, Pool
 from submit.resources import Resources
+from worker.consumer import EXIT_UNAVAILABLE
 from worker.ledger import Phase
 from worker.settings import load, scaling_level
 
@@ -137,3 +140,67 @@ def test_wake_never_lowers_a_pool(fleet: Fleet) -> None:
     fleet.wake(Phase.MAP, 3)
     fleet.wake(Phase.MAP, 1)
     assert len(fleet.workers(Phase.MAP)) == 3
+
+
+class ExitingFleet(Fleet):
+    """A fleet whose workers exit at once with `code`, as if after running
+    `ran_s`."""
+
+    code = EXIT_UNAVAILABLE
+    ran_s = START_GRACE_S + 20
+
+    def _spawn(self, pool: Pool) -> subprocess.Popen[bytes]:
+        pool.started += 1
+        proc = subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({self.code})"])
+        proc.wait()
+        pool.started_at[proc.pid] = time.monotonic() - self.ran_s
+        return proc
+
+
+@pytest.mark.parametrize(
+    ("code", "gives_up"),
+    [
+        # Its work process could not start: a start-up failure, however long
+        # the worker waited for it.
+        (EXIT_UNAVAILABLE, True),
+        # Any other error past the grace is a worker that got going.
+        (1, False),
+    ],
+)
+def test_a_worker_whose_work_process_cannot_start_counts_as_dying_at_start_up(
+    clients: Clients,
+    resources: Resources,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    code: int,
+    gives_up: bool,
+) -> None:
+    assert START_GRACE_S < ExitingFleet.ran_s < STARTED_AFTER_S
+    monkeypatch.setattr(fleet_module, "START_BACKOFF_S", 0.0)
+    f = ExitingFleet(
+        sqs=clients.sqs,
+        map_queue_url=resources.map_queue_url,
+        reduce_queue_url=resources.reduce_queue_url,
+        env={},
+        max_workers=1,
+        max_reducers=1,
+        idle_s=60,
+        log_dir=tmp_path,
+    )
+    f.code = code
+    try:
+        send(clients, resources.map_queue_url, 1)
+        for _ in range(2 * MAX_START_FAILURES):
+            f.step()
+        pool = f.pools[Phase.MAP]
+        if gives_up:
+            assert pool.started == MAX_START_FAILURES
+            assert f.problem() is not None
+            assert f"exit code {EXIT_UNAVAILABLE}, its work process could not start" in (
+                f.problem() or ""
+            )
+        else:
+            assert pool.started > MAX_START_FAILURES
+            assert f.problem() is None
+    finally:
+        f.shutdown(5)

@@ -8,7 +8,9 @@ A job module is named as a module (`myjobs`, `team.jobs`) or as a path (a
 
 A module that fails to import does not stop a worker: the failure is kept,
 and a message for a job it would have registered fails, naming the module
-and the error, like any message for an unknown job.
+and the error, like any message for an unknown job. That holds for a module
+that raises SystemExit as it is imported (a script's `sys.exit()` at its top
+level) as for any exception.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ def import_module(entry: str) -> None:
             sys.path.insert(0, directory)
     try:
         importlib.import_module(name)
-    except Exception as e:
+    except (Exception, SystemExit) as e:
         raise JobError(f"job module {entry!r} could not be loaded: {type(e).__name__}: {e}") from e
 
 
