@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from worker.jobs import Param, register
 from worker.jobs.topwords import TopWords
 from worker.jobs.wordcount import WordCount
 from worker.reading import PieceData
+from worker.records import Record
 
 POISON = b"POISON"
 
@@ -64,3 +65,33 @@ class SlowTopWords(TopWords):
         if step == 1:
             time.sleep(self.params["seconds"])
         return super().map_chunk(step, pieces, partitions)
+
+
+@register
+class HeldTopWords(TopWords):
+    """top-words whose second step's map or reduce (`phase`) waits while the
+    file named by `hold` exists: work in hand in a later step."""
+
+    name = "test-held-top-words"
+    parameters = (
+        *TopWords.parameters,
+        Param("hold", str, "while this file exists, the second step waits"),
+        Param("phase", str, "the second step's map or reduce", default="map"),
+    )
+
+    def _wait(self, phase: str) -> None:
+        deadline = time.monotonic() + 300
+        while self.params["phase"] == phase and os.path.exists(self.params["hold"]):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+
+    def map_chunk(self, step: int, pieces: Iterable[PieceData], partitions: int) -> list[Any]:
+        if step == 1:
+            self._wait("map")
+        return super().map_chunk(step, pieces, partitions)
+
+    def reduce_partition(self, step: int, records: Iterable[Record]) -> Iterator[Record]:
+        if step == 1:
+            self._wait("reduce")
+        yield from super().reduce_partition(step, records)

@@ -12,7 +12,7 @@ import pytest
 from submit.clients import Clients
 from submit.recovery import retry
 from submit.resources import Resources
-from submit.tracking import fetch_result
+from submit.tracking import fetch_result, job_status
 from tests.conftest import reference_wordcount
 from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
@@ -275,6 +275,22 @@ def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
     assert reducer.handle(delivery(json.dumps(last))) == Delete("done")
     assert ledger.require("j").state is JobState.SUCCEEDED
     assert fetch_result(clients, resources, "j") == {"the": 2, "cat": 1}
+    # Every step's work is in what the job cost: each chunk's map_seconds and
+    # each partition's reduce_seconds, the first step's and the second's.
+    items = [
+        item
+        for step in (0, 1)
+        for phase in Phase
+        for item in ledger.items("j", phase, step=step)
+    ]
+    assert {(i.key.step, i.key.phase) for i in items} == {
+        (step, phase) for step in (0, 1) for phase in Phase
+    }
+    seconds = [i.map_seconds if i.key.phase is Phase.MAP else i.reduce_seconds for i in items]
+    assert all(s is not None for s in seconds)
+    cost = job_status(clients, resources, "j").cost
+    assert cost is not None
+    assert cost.task_s == pytest.approx(sum(s for s in seconds if s is not None))
     # A late copy of a first-step chunk changes nothing.
     assert handler(Phase.MAP).handle(delivery(to_json(task), receives=3)) == Delete("duplicate")
 
