@@ -21,6 +21,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 from submit import dlq
@@ -76,7 +77,7 @@ def _resume(
     ledger = clients.ledger(resources)
     ledger.open_retry(plan)
     if plan.finalize_only:
-        _finalize(clients, resources, ledger, job)
+        _finalize(clients, resources, ledger, job, wake=wake)
         return resumed
     if plan.phase is Phase.MAP:
         _send_chunks(clients, resources, job, plan.numbers)
@@ -87,10 +88,13 @@ def _resume(
     return resumed
 
 
-def _finalize(clients: Clients, resources: Resources, ledger: Admin, job: JobRecord) -> None:
+def _finalize(
+    clients: Clients, resources: Resources, ledger: Admin, job: JobRecord, *, wake: Wake | None
+) -> None:
     """A job whose every partition of its step is reduced, never finalized
     or moved on (its last reducer stopped in between): do what that reducer
-    would have done, finalize it or start its next step."""
+    would have done, finalize it or start its next step (and wake the map
+    fleet for it)."""
     if not job.last_step:
         start_next_step(
             s3=clients.s3,
@@ -99,6 +103,7 @@ def _finalize(clients: Clients, resources: Resources, ledger: Admin, job: JobRec
             ledger=ledger,
             job=job,
             from_step=job.step,
+            wake=None if wake is None else partial(wake, Phase.MAP),
         )
         return
     summary = get_job(job.job).merge_summaries(ledger.summaries(job.job_id, job.step))

@@ -14,11 +14,15 @@ ENV_MAP_QUEUE_URL = "DROVER_MAP_QUEUE_URL"
 ENV_REDUCE_QUEUE_URL = "DROVER_REDUCE_QUEUE_URL"
 ENV_CLUSTER = "DROVER_CLUSTER"
 ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
+# The map service a reducer wakes when it starts a job's next step.
+ENV_MAP_SERVICE = "DROVER_MAP_SERVICE"
 ENV_WORKER_ID = "DROVER_WORKER_ID"
 # The most seconds one message may run (worker.isolation).
 ENV_MAX_TASK_SECONDS = "DROVER_MAX_TASK_SECONDS"
-# The map worker's bound when it wakes the reduce fleet.
+# The map worker's bound when it wakes the reduce fleet, and the reducer's
+# when it wakes the map fleet.
 ENV_REDUCE_MAX_TASKS = "DROVER_REDUCE_MAX_TASKS"
+ENV_MAP_MAX_TASKS = "DROVER_MAP_MAX_TASKS"
 # The value of the activity metric's Fleet dimension; workers report only
 # where it is set (on Fargate, by the stack).
 ENV_ACTIVITY_FLEET = "DROVER_ACTIVITY_FLEET"

@@ -120,6 +120,7 @@ class MapReduce:
         reduce_queue_url: str | None = None,
         map_queue_url: str | None = None,
         wake_reducers: Callable[[int], object] | None = None,
+        wake_mappers: Callable[[int], object] | None = None,
     ) -> None:
         if phase is Phase.MAP and not (sqs and reduce_queue_url):
             raise ValueError("a map worker needs SQS and the reduce queue URL")
@@ -131,6 +132,7 @@ class MapReduce:
         self.reduce_queue_url = reduce_queue_url
         self.map_queue_url = map_queue_url
         self.wake_reducers = wake_reducers
+        self.wake_mappers = wake_mappers
         self.states = JobStates(ledger)
 
     def handle(self, delivery: Delivery) -> Verdict:
@@ -365,5 +367,6 @@ class MapReduce:
                     ledger=self.ledger,
                     job=record,
                     from_step=task.step,
+                    wake=self.wake_mappers,
                 )
         return outcome

@@ -1,5 +1,5 @@
 """A worker's MapReduce handler, built from its environment (worker.names):
-its queue, table and, for map, the reduce fleet it wakes.
+its queue, table and the other fleet it wakes.
 
 Both processes of a worker build one (worker.isolation): the work process
 runs messages with it; the worker itself asks it whether a job still takes
@@ -39,30 +39,47 @@ def max_task_s() -> float:
     return float(os.environ.get(names.ENV_MAX_TASK_SECONDS, cfg.Settings().max_task_s))
 
 
-def build_handler(phase: Phase, worker_id: str) -> MapReduce:
-    sqs = client("sqs")
-    wake: Callable[[int], object] | None = None
-    cluster, reduce_service = (
-        os.environ.get(names.ENV_CLUSTER),
-        os.environ.get(names.ENV_REDUCE_SERVICE),
+# The fleet a worker of each phase wakes, with the variables that name its
+# service and bound: a map worker that completes a step's map wakes the
+# reducers, a reducer that starts a job's next step wakes the map workers.
+WAKES = {
+    Phase.MAP: (Phase.REDUCE, names.ENV_REDUCE_SERVICE, names.ENV_REDUCE_MAX_TASKS),
+    Phase.REDUCE: (Phase.MAP, names.ENV_MAP_SERVICE, names.ENV_MAP_MAX_TASKS),
+}
+
+
+def waker(phase: Phase) -> Callable[[int], object] | None:
+    """What a worker of `phase` calls with the number of messages it just
+    queued for the other fleet: the one wake path (worker.ecs.Waker), or
+    None where no service is named (the local fleet scales on its own)."""
+    fleet, service_env, max_tasks_env = WAKES[phase]
+    cluster, service = os.environ.get(names.ENV_CLUSTER), os.environ.get(service_env)
+    if not (cluster and service):
+        return None
+    defaults = cfg.Settings()
+    default_max = defaults.max_reducers if fleet is Phase.REDUCE else defaults.max_workers
+    wake = Waker(
+        client("ecs"),
+        cluster=cluster,
+        services={fleet.value: Service(service, int(os.environ.get(max_tasks_env, default_max)))},
     )
-    if phase is Phase.MAP and cluster and reduce_service:
-        reducers = Service(
-            reduce_service,
-            int(os.environ.get(names.ENV_REDUCE_MAX_TASKS, cfg.Settings().max_reducers)),
-        )
-        waker = Waker(client("ecs"), cluster=cluster, services={Phase.REDUCE.value: reducers})
 
-        def wake(partitions: int) -> None:
-            waker(Phase.REDUCE, partitions)
+    def wake_fleet(need: int) -> None:
+        wake(fleet.value, need)
 
+    return wake_fleet
+
+
+def build_handler(phase: Phase, worker_id: str) -> MapReduce:
+    wake = waker(phase)
     return MapReduce(
         phase=phase,
         s3=client("s3"),
         ledger=Ledger(dynamodb=client("dynamodb"), table=env(names.ENV_TABLE)),
         worker_id=worker_id,
-        sqs=sqs,
+        sqs=client("sqs"),
         reduce_queue_url=env(names.ENV_REDUCE_QUEUE_URL),
         map_queue_url=os.environ.get(names.ENV_MAP_QUEUE_URL),
-        wake_reducers=wake,
+        wake_reducers=wake if phase is Phase.MAP else None,
+        wake_mappers=wake if phase is Phase.REDUCE else None,
     )

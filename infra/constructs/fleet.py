@@ -97,7 +97,9 @@ def sizing_intervals(max_tasks: int) -> list[tuple[int, int | None, int]]:
 class QueueFleet(Construct):
     """Tasks running `python -m worker <command>` against `queue`, from 0 to
     `max_tasks`. Exposes `service`, `task_definition`, `task_role`,
-    `scalable_target`, `sizing_alarm` and `idle_alarm`."""
+    `scalable_target`, `sizing_alarm` and `idle_alarm`. `service_name`
+    (default: one CloudFormation generates) fixes the service's name, for a
+    name that must be known before the service exists."""
 
     def __init__(
         self,
@@ -118,6 +120,7 @@ class QueueFleet(Construct):
         stop_timeout_s: int,
         use_spot: bool,
         log_retention: logs.RetentionDays,
+        service_name: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.log_group = logs.LogGroup(
@@ -161,6 +164,7 @@ class QueueFleet(Construct):
             "QueueProcessingFargateService",
             cluster=cluster,
             task_definition=self.task_definition,
+            service_name=service_name,
             capacity_provider_strategies=capacity_providers(use_spot=use_spot),
             assign_public_ip=True,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),

@@ -131,19 +131,32 @@ class DroverStack(Stack):
             "use_spot": settings.use_spot,
             "log_retention": retention,
         }
+        # Each fleet wakes the other rather than wait minutes for its queue
+        # alarm (UpdateService, up to the other's maximum): the map worker
+        # that completes a step's map wakes the reducers, the reducer that
+        # starts a job's next step wakes the map workers. So each task
+        # definition names the other fleet's service, and one of the two
+        # names must be known before its service exists, or CloudFormation
+        # sees a cycle (map task definition -> reduce service -> reduce task
+        # definition -> map service -> map task definition): the map
+        # service's name is fixed, `<stack>-map`, and the reducers' task
+        # definition holds it as plain text.
+        map_service_name = f"{self.stack_name}-map"
         reducers = QueueFleet(
             self,
             "ReduceFleet",
             command="reduce",
             queue=reduce_work.queue,
-            environment=environment,
+            environment={
+                **environment,
+                names.ENV_CLUSTER: cluster.cluster_name,
+                names.ENV_MAP_SERVICE: map_service_name,
+                names.ENV_MAP_MAX_TASKS: str(settings.max_workers),
+            },
             activity_fleet=f"{self.stack_name}-reduce",
             max_tasks=settings.max_reducers,
             **fleet_options,
         )
-        # The map worker that completes a job wakes the reduce fleet itself
-        # (UpdateService, up to the reducers' maximum), rather than wait
-        # minutes for its queue alarm.
         mappers = QueueFleet(
             self,
             "MapFleet",
@@ -157,6 +170,7 @@ class DroverStack(Stack):
             },
             activity_fleet=f"{self.stack_name}-map",
             max_tasks=settings.max_workers,
+            service_name=map_service_name,
             **fleet_options,
         )
 
@@ -164,20 +178,20 @@ class DroverStack(Stack):
             fleet.service.node.add_dependency(capacity_providers)
             self._grant_worker(fleet, work=work, storage=storage, cluster=cluster)
         # Map workers read the inputs and write map outputs; reducers read
-        # map outputs and write results. Neither writes anything else.
+        # map outputs and write results (and, for a job of several steps,
+        # the next step's chunk plan). Neither writes anything else.
         self._grant_objects(
             mappers,
             storage=storage,
             read=permissions.INPUT_KEYS,
-            write=permissions.MAP_OUTPUT_KEYS,
-            write_actions=permissions.WRITE_TAGGED_OBJECTS,
+            write=[permissions.MAP_OUTPUT_KEYS],
         )
+        self._grant_intermediate_results(mappers, storage=storage)
         self._grant_objects(
             reducers,
             storage=storage,
             read=permissions.MAP_OUTPUT_KEYS,
-            write=permissions.RESULT_KEYS,
-            write_actions=permissions.WRITE_OBJECTS,
+            write=[permissions.RESULT_KEYS, permissions.STEP_PLAN_KEYS],
         )
         mappers.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=permissions.SEND, resources=[reduce_work.queue.queue_arn])
@@ -187,7 +201,17 @@ class DroverStack(Stack):
         reducers.task_role.add_to_principal_policy(
             iam.PolicyStatement(actions=permissions.SEND, resources=[map_work.queue.queue_arn])
         )
-        self._grant_wake(mappers, reducers=reducers, cluster=cluster)
+        for statement in self._wake_statements(reducers, cluster=cluster):
+            mappers.task_role.add_to_principal_policy(statement)
+        # In a policy of its own: each service depends on its task role's
+        # default policy, and this one names the map service and its task
+        # definition, which already depends on the reduce service.
+        iam.Policy(
+            self,
+            "ReducersWakeMapFleet",
+            roles=[reducers.task_role],
+            statements=self._wake_statements(mappers, cluster=cluster),
+        )
         for bucket_name in deployment.input_buckets:
             self._grant_input_bucket(mappers, bucket_name)
 
@@ -272,9 +296,9 @@ class DroverStack(Stack):
         acknowledge(
             fleet.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds only resource names, queue URLs and the time limit "
-            "(table, queues, cluster, service), which are not secrets; the task role, not "
-            "the environment, carries the credentials.",
+            "The environment holds only resource names, queue URLs, the time limit and "
+            "the job modules' names (table, queues, cluster, service), which are not "
+            "secrets; the task role, not the environment, carries the credentials.",
         )
 
     def _grant_objects(
@@ -283,21 +307,23 @@ class DroverStack(Stack):
         *,
         storage: Storage,
         read: str,
-        write: str,
-        write_actions: list[str],
+        write: list[str],
     ) -> None:
-        """Read the job bucket's keys matching `read`, write those matching
-        `write`; the patterns follow the layout of worker.storage."""
+        """Read the job bucket's keys matching `read`, write (tagged) those
+        matching `write`; the patterns follow the layout of worker.storage."""
         readable = storage.bucket.arn_for_objects(read)
-        writable = storage.bucket.arn_for_objects(write)
+        writable = [storage.bucket.arn_for_objects(pattern) for pattern in write]
         role = fleet.task_role
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=permissions.READ_OBJECTS, resources=[readable])
         )
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=write_actions, resources=[writable])
+            iam.PolicyStatement(actions=permissions.WRITE_TAGGED_OBJECTS, resources=writable)
         )
-        for arn, what in ((readable, f"reads {read}"), (writable, f"writes {write}")):
+        for arn, what in (
+            (readable, f"reads {read}"),
+            *((arn, f"writes {pattern}") for arn, pattern in zip(writable, write, strict=True)),
+        ):
             acknowledge(
                 role,
                 wildcard_resource(self, arn),
@@ -305,32 +331,55 @@ class DroverStack(Stack):
                 "of this one bucket, by the layout of worker.storage, and nothing else.",
             )
 
-    def _grant_wake(
-        self, mappers: QueueFleet, *, reducers: QueueFleet, cluster: ecs.ICluster
-    ) -> None:
-        """The map worker that completes a job raises the reduce service's
-        desired count (worker.ecs.wake_service). IAM has no condition on the
-        desired count: the grant is one service, in this cluster, kept on its
-        own task definition, with ECS Exec off. What remains is documented
-        in the README (Deploy, Permissions)."""
+    def _grant_intermediate_results(self, mappers: QueueFleet, *, storage: Storage) -> None:
+        """A later step's map reads the results of the step before it. Those
+        are written with the intermediate tag (the last step's, the job's
+        result, without it), so the map role may read results that carry
+        it and no job's final result."""
+        results = storage.bucket.arn_for_objects(permissions.RESULT_KEYS)
         mappers.task_role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=permissions.DESCRIBE_SERVICE, resources=[reducers.service.service_arn]
-            )
-        )
-        mappers.task_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=permissions.UPDATE_SERVICE,
-                resources=[reducers.service.service_arn],
+                actions=permissions.READ_OBJECTS,
+                resources=[results],
                 conditions={
-                    "ArnEquals": {"ecs:cluster": cluster.cluster_arn},
-                    "ArnEqualsIfExists": {
-                        "ecs:task-definition": reducers.task_definition.task_definition_arn
-                    },
-                    "BoolIfExists": {"ecs:enable-execute-command": "false"},
+                    "StringEquals": {
+                        f"s3:ExistingObjectTag/{names.MAP_OUTPUT_TAG_KEY}": (
+                            names.MAP_OUTPUT_TAG_VALUE
+                        )
+                    }
                 },
             )
         )
+        acknowledge(
+            mappers.task_role,
+            wildcard_resource(self, results),
+            "A later step's map reads the previous step's results, whose keys are chosen "
+            "per job at run time; only those tagged as intermediate, of this one bucket.",
+        )
+
+    def _wake_statements(
+        self, woken: QueueFleet, *, cluster: ecs.ICluster
+    ) -> list[iam.PolicyStatement]:
+        """Raising `woken`'s desired count (worker.ecs.wake_service). IAM has
+        no condition on the desired count: the grant is one service, in this
+        cluster, kept on its own task definition, with ECS Exec off. What
+        remains is documented in the README (Deploy, Permissions)."""
+        return [
+            iam.PolicyStatement(
+                actions=permissions.DESCRIBE_SERVICE, resources=[woken.service.service_arn]
+            ),
+            iam.PolicyStatement(
+                actions=permissions.UPDATE_SERVICE,
+                resources=[woken.service.service_arn],
+                conditions={
+                    "ArnEquals": {"ecs:cluster": cluster.cluster_arn},
+                    "ArnEqualsIfExists": {
+                        "ecs:task-definition": woken.task_definition.task_definition_arn
+                    },
+                    "BoolIfExists": {"ecs:enable-execute-command": "false"},
+                },
+            ),
+        ]
 
     def _grant_input_bucket(self, fleet: QueueFleet, bucket_name: str) -> None:
         """Read access to a bucket the user keeps job inputs in."""

@@ -28,6 +28,7 @@ EXPECTED_ACKNOWLEDGMENTS = {
     "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/input/*]",
     "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/map/*]",
     "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/result/*]",
+    "AwsSolutions-IAM5[Resource::<JobsBucket.Arn>/jobs/*/step-*/chunks.json]",
     "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:"
     "task/<Cluster>/*]",
 }

@@ -62,12 +62,24 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
         names.ENV_REDUCE_SERVICE,
         names.ENV_REDUCE_MAX_TASKS,
     }
-    assert set(reduce_env) == set(COMMON_ENV)
+    assert set(reduce_env) == {
+        *COMMON_ENV,
+        names.ENV_CLUSTER,
+        names.ENV_MAP_SERVICE,
+        names.ENV_MAP_MAX_TASKS,
+    }
     for env in (map_env, reduce_env):
         assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
         assert env[names.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
         assert env[names.ENV_MAX_TASK_SECONDS] == str(default.deployment.settings.max_task_s)
     assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
+    # The other way round by a fixed name, not a reference: each task
+    # definition naming the other's service by reference would be a cycle.
+    assert props(default.raw, mappers.service)["ServiceName"] == "Drover-map"
+    assert reduce_env[names.ENV_MAP_SERVICE] == "Drover-map"
+    for env in (map_env, reduce_env):
+        (cluster,) = resources(default.raw, "AWS::ECS::Cluster")
+        assert env[names.ENV_CLUSTER] == {"Ref": cluster}
     # Each fleet reports its activity under its own name, unique per stack.
     assert map_env[names.ENV_ACTIVITY_FLEET] == "Drover-map"
     assert reduce_env[names.ENV_ACTIVITY_FLEET] == "Drover-reduce"

@@ -14,15 +14,10 @@ from tests.infra.conftest import Synthesis
 from tests.infra.lookup import as_list, fleet, props, refs, resources
 from tests.infra.used_calls import used_actions
 from worker import storage
+from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 
 # Actions that do not support resource-level permissions.
 NO_RESOURCE_LEVEL = {"ecr:GetAuthorizationToken"}
-# Granted though no code calls them, each for a reason.
-NOT_CALLS = {
-    # A GET of a missing key answers 404 (MissingObject, a clear error)
-    # instead of 403 only to a caller that may list the bucket.
-    "s3:ListBucket",
-}
 # What ECS itself does with a task's execution role: pull the image from the
 # CDK asset repository and write the container's log stream.
 EXECUTION_ROLE_ACTIONS = {
@@ -78,7 +73,7 @@ def test_every_granted_action_is_one_the_worker_code_calls(
     used = used_actions()
     for s in (default, variant):
         granted = actions_of(fleet(s.raw, command).policy_statements(s.raw))
-        assert granted - used - NOT_CALLS == set(), f"granted, but no code calls them ({command})"
+        assert granted - used == set(), f"granted, but no code calls them ({command})"
 
 
 def test_the_code_scan_finds_the_calls_it_must() -> None:
@@ -89,6 +84,7 @@ def test_the_code_scan_finds_the_calls_it_must() -> None:
         "sqs:DeleteMessage",  # only ever batched: DeleteMessageBatch
         "dynamodb:PutItem",  # only ever in a transaction, as Put
         "s3:PutObjectTagging",
+        "s3:ListBucket",  # as ListObjectsV2, through a paginator
         "ecs:UpdateTaskProtection",  # HTTP to the ECS agent, no boto3 call
     } <= used
     # Nothing calls these, which the roles had once.
@@ -155,23 +151,50 @@ def test_map_workers_write_only_map_outputs_and_reducers_only_results(
     bucket = job_bucket(default)
     mappers = fleet(default.raw, "map").policy_statements(default.raw)
     reducers = fleet(default.raw, "reduce").policy_statements(default.raw)
-    assert object_patterns(mappers, "s3:GetObject", bucket) == {permissions.INPUT_KEYS}
+    # A later step's map reads the previous step's results.
+    assert object_patterns(mappers, "s3:GetObject", bucket) == {
+        permissions.INPUT_KEYS,
+        permissions.RESULT_KEYS,
+    }
     assert object_patterns(mappers, "s3:PutObject", bucket) == {permissions.MAP_OUTPUT_KEYS}
     assert object_patterns(mappers, "s3:PutObjectTagging", bucket) == {permissions.MAP_OUTPUT_KEYS}
     assert object_patterns(reducers, "s3:GetObject", bucket) == {permissions.MAP_OUTPUT_KEYS}
-    assert object_patterns(reducers, "s3:PutObject", bucket) == {permissions.RESULT_KEYS}
-    assert not statements_with(reducers, "s3:PutObjectTagging")
+    # Results, tagged before a job's last step, and a later step's plan.
+    for action in ("s3:PutObject", "s3:PutObjectTagging"):
+        assert object_patterns(reducers, action, bucket) == {
+            permissions.RESULT_KEYS,
+            permissions.STEP_PLAN_KEYS,
+        }
     for statements in (mappers, reducers):
         (listing,) = statements_with(statements, "s3:ListBucket")
         assert listing["Resource"] == {"Fn::GetAtt": [bucket, "Arn"]}
+
+
+def test_map_workers_read_only_intermediate_results(default: Synthesis) -> None:
+    """Only a step's results before the last carry the intermediate tag
+    (worker.phases, tests/worker/test_phases.py); a job's final result does
+    not, and the map role may not read it."""
+    bucket = job_bucket(default)
+    mappers = fleet(default.raw, "map").policy_statements(default.raw)
+    (results,) = [
+        st
+        for st in statements_with(mappers, "s3:GetObject")
+        if object_patterns([st], "s3:GetObject", bucket) == {permissions.RESULT_KEYS}
+    ]
+    assert results["Condition"] == {
+        "StringEquals": {
+            f"s3:ExistingObjectTag/{MAP_OUTPUT_TAG_KEY}": MAP_OUTPUT_TAG_VALUE,
+        }
+    }
 
 
 def test_the_key_patterns_follow_the_storage_layout() -> None:
     job = "20260101-000000-abcdef"
     keys = {
         permissions.INPUT_KEYS: [f"{storage.input_prefix(job)}pack-0000", storage.plan_key(job)],
-        permissions.MAP_OUTPUT_KEYS: [storage.map_key(job, 12, 3)],
-        permissions.RESULT_KEYS: [storage.result_key(job, 3)],
+        permissions.MAP_OUTPUT_KEYS: [storage.map_key(job, 12, 3), storage.map_key(job, 12, 3, 1)],
+        permissions.RESULT_KEYS: [storage.result_key(job, 3), storage.result_key(job, 3, 2)],
+        permissions.STEP_PLAN_KEYS: [storage.plan_key(job, 1), storage.plan_key(job, 2)],
     }
     for pattern, examples in keys.items():
         for key in examples:
@@ -191,24 +214,29 @@ def test_workers_use_the_table_but_not_its_index(default: Synthesis) -> None:
         assert as_list(protection["Action"]) == ["ecs:UpdateTaskProtection"]
 
 
-def test_only_map_workers_wake_the_reduce_service_and_change_nothing_else_iam_can_hold(
-    default: Synthesis,
+@pytest.mark.parametrize(("waker", "woken"), [("map", "reduce"), ("reduce", "map")])
+def test_each_fleet_wakes_the_other_service_and_changes_nothing_else_iam_can_hold(
+    default: Synthesis, waker: str, woken: str
 ) -> None:
-    mappers, reducers = fleet(default.raw, "map"), fleet(default.raw, "reduce")
+    """Map workers wake the reducers when a step's map completes; reducers
+    wake the map workers when they start a job's next step."""
+    waking, other = fleet(default.raw, waker), fleet(default.raw, woken)
     (cluster,) = resources(default.raw, "AWS::ECS::Cluster")
-    statements = mappers.policy_statements(default.raw)
+    statements = waking.policy_statements(default.raw)
     (describe,) = statements_with(statements, "ecs:DescribeServices")
     (update,) = statements_with(statements, "ecs:UpdateService")
     for statement in (describe, update):
-        assert statement["Resource"] == {"Ref": reducers.service}
+        assert statement["Resource"] == {"Ref": other.service}
     assert as_list(update["Action"]) == ["ecs:UpdateService"]
     conditions = update["Condition"]
     assert conditions["ArnEquals"] == {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}
     assert conditions["ArnEqualsIfExists"] == {
-        "ecs:task-definition": {"Ref": reducers.task_definition}
+        "ecs:task-definition": {"Ref": other.task_definition}
     }
     assert conditions["BoolIfExists"] == {"ecs:enable-execute-command": "false"}
-    assert not statements_with(reducers.policy_statements(default.raw), "ecs:UpdateService")
+    # Neither may change its own service.
+    for statement in statements_with(statements, "ecs:UpdateService"):
+        assert statement["Resource"] != {"Ref": waking.service}
 
 
 def test_map_workers_read_the_configured_input_buckets(

@@ -241,6 +241,11 @@ def test_map_workers_wake_reducers_up_to_the_reducers_maximum(default: Synthesis
     assert env[names.ENV_REDUCE_MAX_TASKS] == str(default.deployment.settings.max_reducers)
 
 
+def test_reducers_wake_map_workers_up_to_their_maximum(default: Synthesis) -> None:
+    env = fleet(default.raw, "reduce").environment(default.raw)
+    assert env[names.ENV_MAP_MAX_TASKS] == str(default.deployment.settings.max_workers)
+
+
 @pytest.mark.parametrize("max_tasks", [1, 2, 8, 19, 20, 21, 32, 100, 1000])
 def test_scaling_levels_fit_one_policy_and_never_exceed_the_backlog(max_tasks: int) -> None:
     levels = cfg.scaling_levels(max_tasks)

@@ -10,6 +10,7 @@ except where AWS authorizes it as other actions:
 
 - SQS batch calls are authorized entry by entry, as the single call
   (SendMessageBatch needs sqs:SendMessage);
+- S3's ListObjectsV2 is authorized as s3:ListBucket;
 - DynamoDB's TransactWriteItems is authorized per action it holds: the
   code's transaction items (dicts keyed Put, Update, Delete, ConditionCheck)
   name them;
@@ -40,6 +41,7 @@ BATCHES = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
 }
+RENAMED = {"s3:ListObjectsV2": "s3:ListBucket"}
 TRANSACTION_ITEMS = {
     "Put": "dynamodb:PutItem",
     "Update": "dynamodb:UpdateItem",
@@ -127,6 +129,8 @@ def used_actions(root: Path = WORKER) -> set[str]:
     for operation in called_operations(root):
         if operation in BATCHES:
             actions.add(BATCHES[operation])
+        elif operation in RENAMED:
+            actions.add(RENAMED[operation])
         elif operation == "dynamodb:TransactWriteItems":
             actions |= {action for key, action in TRANSACTION_ITEMS.items() if key in keys}
         else:

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 
 from submit.clients import Clients
@@ -14,14 +15,16 @@ from submit.recovery import retry
 from submit.resources import Resources
 from submit.tracking import fetch_result, job_status
 from tests.conftest import reference_wordcount
-from worker import records, storage
+from worker import names, records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
 from worker.jobs import Job, register
 from worker.jobs.topwords import TopWords
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import Admin
 from worker.messages import MapTask, Piece, ReduceTask, to_json
+from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
 from worker.phases import BACKOFF_BASE_S, MapReduce
+from worker.wiring import build_handler
 
 TEXT = b"the cat\nthe hat\n"
 
@@ -275,13 +278,25 @@ def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
     assert reducer.handle(delivery(json.dumps(last))) == Delete("done")
     assert ledger.require("j").state is JobState.SUCCEEDED
     assert fetch_result(clients, resources, "j") == {"the": 2, "cat": 1}
+
+    # The first step's results are intermediate, tagged to expire with the
+    # map outputs (and the only results map workers may read); the job's
+    # result, the last step's, is not.
+    def tags(key: str) -> list[dict[str, str]]:
+        tag_set: list[dict[str, str]] = clients.s3.get_object_tagging(
+            Bucket=resources.bucket, Key=key
+        )["TagSet"]
+        return tag_set
+
+    for r in range(3):
+        assert tags(storage.result_key("j", r, 0)) == [
+            {"Key": MAP_OUTPUT_TAG_KEY, "Value": MAP_OUTPUT_TAG_VALUE}
+        ]
+    assert tags(storage.result_key("j", 0, 1)) == []
     # Every step's work is in what the job cost: each chunk's map_seconds and
     # each partition's reduce_seconds, the first step's and the second's.
     items = [
-        item
-        for step in (0, 1)
-        for phase in Phase
-        for item in ledger.items("j", phase, step=step)
+        item for step in (0, 1) for phase in Phase for item in ledger.items("j", phase, step=step)
     ]
     assert {(i.key.step, i.key.phase) for i in items} == {
         (step, phase) for step in (0, 1) for phase in Phase
@@ -293,6 +308,55 @@ def test_the_last_reduce_of_a_step_starts_the_next_and_a_duplicate_resends_it(
     assert cost.task_s == pytest.approx(sum(s for s in seconds if s is not None))
     # A late copy of a first-step chunk changes nothing.
     assert handler(Phase.MAP).handle(delivery(to_json(task), receives=3)) == Delete("duplicate")
+
+
+def test_the_reducer_that_starts_a_step_wakes_the_map_fleet(
+    clients: Clients, resources: Resources, ledger: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the one wake path (worker.ecs.Waker), as the reducers' task
+    definition sets it up: the map service's desired count goes to the
+    next step's chunk count, up to its maximum, without waiting for the
+    queue alarm."""
+    ecs = boto3.client("ecs")
+    ecs.create_cluster(clusterName="drover")
+    ecs.register_task_definition(
+        family="map", containerDefinitions=[{"name": "Worker", "image": "worker", "memory": 2048}]
+    )
+    ecs.create_service(cluster="drover", serviceName="Drover-map", taskDefinition="map")
+    for name, value in {
+        names.ENV_TABLE: resources.table,
+        names.ENV_MAP_QUEUE_URL: resources.map_queue_url,
+        names.ENV_REDUCE_QUEUE_URL: resources.reduce_queue_url,
+        names.ENV_CLUSTER: "drover",
+        names.ENV_MAP_SERVICE: "Drover-map",
+        names.ENV_MAP_MAX_TASKS: "8",
+    }.items():
+        monkeypatch.setenv(name, value)
+    clients.s3.put_object(Bucket=resources.bucket, Key="in.txt", Body=TEXT)
+    ledger.create_job(
+        job_id="j",
+        job="top-words",
+        params={"n": 2},
+        partitions=3,
+        expected=1,
+        bucket=resources.bucket,
+        inputs=1,
+        input_bytes=len(TEXT),
+        max_failures=0,
+        step_partitions=[3, 1],
+        chunk_size_bytes=1 << 20,
+    )
+    task = MapTask(**{**map_task(resources, job="top-words").__dict__, "params": {"n": 2}})
+    task = MapTask(**{**task.__dict__, "partitions": 3})
+    assert build_handler(Phase.MAP, "m").handle(delivery(to_json(task))) == Delete("done")
+    reducer = build_handler(Phase.REDUCE, "r")
+    assert reducer.wake_mappers is not None
+    for r in reduce_messages(clients, resources):
+        assert reducer.handle(delivery(json.dumps(r))) == Delete("done")
+    chunks = ledger.require("j").expected
+    assert chunks >= 2
+    (service,) = ecs.describe_services(cluster="drover", services=["Drover-map"])["services"]
+    assert service["desiredCount"] == chunks
 
 
 SECOND_STEP_FAILS = {"now": True}
