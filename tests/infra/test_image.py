@@ -48,9 +48,19 @@ def test_build_context_holds_only_the_worker() -> None:
 
 def test_job_modules_come_from_their_own_build_context_onto_the_path() -> None:
     """`-c jobModules=DIR` passes DIR as the build context "jobs": the stage
-    of that name, empty otherwise, is replaced by it and copied under its
-    name to a directory on PYTHONPATH."""
+    of that name is replaced by it and copied under its name to a directory
+    on PYTHONPATH."""
     stages = instructions("FROM")
     assert stages[0] == "scratch AS jobs"
     assert "--from=jobs . /app/jobs/${JOB_PACKAGE}/" in instructions("COPY")
     assert "PYTHONPATH=/app/jobs" in instructions("ENV")
+
+
+def test_without_job_modules_the_jobs_stage_still_holds_a_file() -> None:
+    """Without -c jobModules the "jobs" stage is the Dockerfile's own, and
+    `COPY --from=jobs` must find something in it on any builder: the stage
+    copies in a file of the build context (.dockerignore keeps worker/)."""
+    jobs_stage = DOCKERFILE_TEXT.split("FROM scratch AS jobs\n", 1)[1].split("\nFROM ", 1)[0]
+    (copy,) = re.findall(r"^COPY\s+(\S+)\s+/$", jobs_stage, flags=re.MULTILINE)
+    assert copy.startswith("worker/")
+    assert (PROJECT_ROOT / copy).is_file()
