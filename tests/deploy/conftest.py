@@ -1,11 +1,18 @@
 """Drover as `cdk deploy` would ship it, on the embedded AWS: the template
-synthesized from this checkout (with one input bucket granted, as
-`cdk deploy -c inputBuckets=drover-test-corpus` would), created by moto's
-CloudFormation, moto's IAM checks on, and one map worker and one reducer
-started from the deployed task definitions as ECS starts a container: the
-image's entry point and environment, the task definition's command and
-environment, and nothing added but the endpoint, the region and the task
-role's credentials. Every change moto needs is in tests/deploy/shims.py.
+synthesized from this checkout (with one input bucket granted and a user's
+job modules built in, as `cdk deploy -c inputBuckets=drover-test-corpus
+-c jobModules=tests/user` would), created by moto's CloudFormation, moto's
+IAM checks on, and one map worker and one reducer started from the deployed
+task definitions as ECS starts a container: in the image's /app, its entry
+point and environment, with the task definition's command and environment,
+and nothing added but the endpoint, the region and the task role's
+credentials. Every change moto needs is in tests/deploy/shims.py.
+
+The image's /app is built by following the Dockerfile's COPY instructions
+from the cloud assembly's image asset, as `cdk deploy` builds it: the
+staged build context, the build arguments and the named "jobs" context
+(the user's job modules). Paths the image's environment names under /app
+point into that directory.
 
 One deployment serves the module's tests; its workers keep running between
 them, as a deployed fleet would.
@@ -17,6 +24,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,25 +52,105 @@ STACK = "Drover"
 GRANTED_BUCKET = "drover-test-corpus"
 OTHER_BUCKET = "someone-elses-data"
 ADMIN = "drover-test-admin"
+# A user's directory of job modules (plain modules, no package), from
+# outside the worker package: -c jobModules=tests/user.
+USER_JOBS_DIR = PROJECT_ROOT / "tests" / "user"
+# Where the image keeps the worker, its working directory.
+IMAGE_APP = "/app"
 
 
-def synthesize(outdir: Path) -> dict[str, Any]:
-    """The template, synthesized the way app.py does it."""
-    app = App(context={**load_context(), "inputBuckets": GRANTED_BUCKET}, outdir=str(outdir))
+def synthesize(outdir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The template and the image asset's build source, synthesized the way
+    app.py does it."""
+    context = {
+        **load_context(),
+        "inputBuckets": GRANTED_BUCKET,
+        "jobModules": str(USER_JOBS_DIR),
+    }
+    app = App(context=context, outdir=str(outdir))
     stack = build(app)
-    artifact = app.synth().get_stack_artifact(stack.artifact_id)
+    assembly = app.synth()
+    artifact = assembly.get_stack_artifact(stack.artifact_id)
     template: dict[str, Any] = json.loads(Path(artifact.template_full_path).read_text())
-    return template
+    (manifest,) = outdir.glob("*.assets.json")
+    (image,) = json.loads(manifest.read_text())["dockerImages"].values()
+    source: dict[str, Any] = image["source"]
+    source["directory"] = str(outdir / source["directory"])
+    return template, source
+
+
+def _dockerfile() -> str:
+    return (PROJECT_ROOT / DOCKERFILE).read_text().replace("\\\n", " ")
 
 
 def image_entrypoint_and_env() -> tuple[list[str], dict[str, str]]:
     """The worker image's ENTRYPOINT and ENV, read from its Dockerfile."""
-    text = (PROJECT_ROOT / DOCKERFILE).read_text().replace("\\\n", " ")
+    text = _dockerfile()
     (entrypoint,) = re.findall(r"^ENTRYPOINT\s+(.+)$", text, flags=re.MULTILINE)
     env: dict[str, str] = {}
     for line in re.findall(r"^ENV\s+(.+)$", text, flags=re.MULTILINE):
         env.update(pair.split("=", 1) for pair in shlex.split(line))
     return json.loads(entrypoint), env
+
+
+def _copy(source: Path, root: Path, dest: str) -> None:
+    """COPY's rule, with the image's / at `root`: a directory's contents
+    into `dest`, a file to `dest` (into it, if `dest` ends with a slash)."""
+    target = root / dest.lstrip("/")
+    if source.is_dir():
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        return
+    if dest.endswith("/"):
+        target = target / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target)
+
+
+def _expand(text: str, args: dict[str, str]) -> str:
+    """${NAME} replaced by the build argument's value."""
+    return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], text)
+
+
+def build_image_app(source: dict[str, Any], root: Path) -> Path:
+    """The image's /app, under `root`, built by the Dockerfile's COPY
+    instructions from the asset's build source (its staged context, build
+    arguments and named contexts): what `docker build` would put there."""
+    stages = re.split(r"^FROM\s+", _dockerfile(), flags=re.MULTILINE)[1:]
+    contexts = {name: Path(path) for name, path in source.get("dockerBuildContexts", {}).items()}
+    context = Path(source["directory"])
+    built: dict[str, Path] = {}
+    for n, stage in enumerate(stages):
+        header, _, body = stage.partition("\n")
+        name = header.split(" AS ")[-1].strip() if " AS " in header else f"stage-{n}"
+        if name in contexts:  # a named context replaces the stage
+            built[name] = contexts[name]
+            continue
+        stage_root = root / f"stage-{n}"
+        stage_root.mkdir(parents=True)
+        args = {
+            k: v
+            for k, _, v in (
+                a.partition("=") for a in re.findall(r"^ARG\s+(\S+)$", body, flags=re.MULTILINE)
+            )
+        }
+        args.update(source.get("dockerBuildArgs", {}))
+        for line in re.findall(r"^COPY\s+(.+)$", body, flags=re.MULTILINE):
+            *flags_and_source, dest = _expand(line, args).split()
+            from_stage = next(
+                (f.split("=", 1)[1] for f in flags_and_source if f.startswith("--from=")), None
+            )
+            (src,) = [f for f in flags_and_source if not f.startswith("--")]
+            base = context if from_stage is None else built[from_stage]
+            _copy(base / src, stage_root, dest)
+        built[name] = stage_root
+    app = built[f"stage-{len(stages) - 1}"] / IMAGE_APP.lstrip("/")
+    assert (app / "worker" / "__main__.py").is_file(), "the image holds no worker"
+    return app
+
+
+def on_this_machine(env: dict[str, str], app: Path) -> dict[str, str]:
+    """The image's environment with its paths under /app pointing at `app`."""
+    return {k: re.sub(rf"(?<![\w/]){IMAGE_APP}(?=/|$)", str(app), v) for k, v in env.items()}
 
 
 def session(credentials: dict[str, str]) -> boto3.session.Session:
@@ -83,6 +171,8 @@ class Deployed:
     log_dir: Path
     # Each fleet's task role credentials, by the container's command.
     credentials: dict[str, dict[str, str]]
+    # The image's /app, where the workers run.
+    app: Path
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
@@ -143,13 +233,16 @@ def _start_server(log: Path) -> tuple[subprocess.Popen[bytes], str]:
     pytest.fail(f"the embedded AWS did not start: {log.read_text()}")
 
 
-def _worker_env(ecs: Any, family: str) -> tuple[list[str], dict[str, str]]:
+def _worker_env(ecs: Any, family: str, app: Path) -> tuple[list[str], dict[str, str]]:
     """A task definition's container as ECS runs it: the image's entry
     point and environment, the definition's command and environment."""
     entrypoint, image_env = image_entrypoint_and_env()
     definition = ecs.describe_task_definition(taskDefinition=family)["taskDefinition"]
     (container,) = definition["containerDefinitions"]
-    env = {**image_env, **{e["name"]: e["value"] for e in container.get("environment", [])}}
+    env = {
+        **on_this_machine(image_env, app),
+        **{e["name"]: e["value"] for e in container.get("environment", [])},
+    }
     argv = [sys.executable if entrypoint[0] == "python" else entrypoint[0], *entrypoint[1:]]
     return [*argv, *container["command"]], env
 
@@ -157,11 +250,12 @@ def _worker_env(ecs: Any, family: str) -> tuple[list[str], dict[str, str]]:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     work = tmp_path_factory.mktemp("deploy")
-    template = synthesize(work / "cdk.out")
+    template, image_source = synthesize(work / "cdk.out")
+    app = build_image_app(image_source, work / "image")
     server, endpoint = _start_server(work / "aws.log")
     workers: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        deployed = _deploy(template, endpoint, work)
+        deployed = _deploy(template, endpoint, work, app)
         deployed.workers = workers
         _start_workers(deployed, workers)
         yield deployed
@@ -176,7 +270,7 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
             server.kill()
 
 
-def _deploy(template: dict[str, Any], endpoint: str, work: Path) -> Deployed:
+def _deploy(template: dict[str, Any], endpoint: str, work: Path, app: Path) -> Deployed:
     # Before moto's IAM checks are on, any credentials do.
     setup = session({"AWS_ACCESS_KEY_ID": "setup", "AWS_SECRET_ACCESS_KEY": "setup"})
 
@@ -253,13 +347,14 @@ def _deploy(template: dict[str, Any], endpoint: str, work: Path) -> Deployed:
         resources=from_stack(session(admin).client("cloudformation", endpoint_url=endpoint), STACK),
         log_dir=work,
         credentials=credentials,
+        app=app,
     )
 
 
 def _start_workers(deployed: Deployed, workers: dict[str, subprocess.Popen[bytes]]) -> None:
     ecs = deployed.client("ecs")
     for arn in ecs.list_task_definitions()["taskDefinitionArns"]:
-        argv, env = _worker_env(ecs, arn)
+        argv, env = _worker_env(ecs, arn, deployed.app)
         command = argv[-1]
         env.update(
             AWS_ENDPOINT_URL=deployed.endpoint,
@@ -268,8 +363,9 @@ def _start_workers(deployed: Deployed, workers: dict[str, subprocess.Popen[bytes
             **deployed.credentials[command],
         )
         with (deployed.log_dir / f"{command}.log").open("wb") as out:
+            # In the image's working directory, /app.
             workers[command] = subprocess.Popen(
-                argv, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+                argv, cwd=deployed.app, env=env, stdout=out, stderr=subprocess.STDOUT
             )
     assert sorted(workers) == ["map", "reduce"]
     # A worker that cannot start from its task definition alone fails the

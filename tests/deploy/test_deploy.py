@@ -1,7 +1,8 @@
 """The template `cdk deploy` would ship, deployed on the embedded AWS with
 moto's IAM checks on, runs jobs: the template, its outputs, submit's stack
 discovery and workers started from their task definitions alone agree, and
-the least-privilege roles are enough (and no more) for the work."""
+the least-privilege roles are enough (and no more) for the work: built-in
+jobs, a user's jobs built into the image, and a job of several steps."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from submit import dlq
 from submit.embedded import provision
 from submit.submission import submit_job
 from submit.tracking import job_status
-from tests.conftest import reference_grep, reference_wordcount
-from tests.deploy.conftest import GRANTED_BUCKET, OTHER_BUCKET, Deployed
+from tests.conftest import reference_grep, reference_top_words, reference_wordcount
+from tests.deploy.conftest import GRANTED_BUCKET, OTHER_BUCKET, USER_JOBS_DIR, Deployed
 from tests.reliability.conftest import until, write_corpus
+from tests.worker.test_jobs import numbers_corpus, stats_reference
 from worker import settings as cfg
 from worker.ledger import ItemKey, ItemState, JobState
 
@@ -83,6 +85,101 @@ def test_a_grep_reads_its_input_in_place_from_a_granted_bucket(
     )
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text()) == reference_grep(named, r"straße|\bx_1\b")
+
+
+def test_a_users_jobs_built_into_the_image_run_on_the_deployed_stack(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """-c jobModules=tests/user: the image holds the directory under its
+    name on its PYTHONPATH, and both task definitions name its module in
+    DROVER_JOB_MODULES; submit loads the same module by its path."""
+    ecs = deployed.client("ecs")
+    for arn in ecs.list_task_definitions()["taskDefinitionArns"]:
+        (container,) = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"][
+            "containerDefinitions"
+        ]
+        env = {e["name"]: e["value"] for e in container["environment"]}
+        assert env["DROVER_JOB_MODULES"] == "user.statsjobs"
+    files = numbers_corpus(31)
+    for name, content in files.items():
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(content)
+    for job, params in (("test-user-median", []), ("test-user-distinct", ["--param", "min=100"])):
+        out = tmp_path / f"{job}.json"
+        run = deployed.submit(
+            "run",
+            str(tmp_path / "in"),
+            "--job",
+            job,
+            *params,
+            "--job-module",
+            str(USER_JOBS_DIR / "statsjobs.py"),
+            "--chunk-size",
+            "1KB",
+            "--partitions",
+            "2",
+            "--output",
+            str(out),
+            home=tmp_path / "home",
+        )
+        assert run.returncode == 0, run.stderr
+        assert "SUCCEEDED" in run.stdout
+        assert json.loads(out.read_text()) == stats_reference(job, files, low=100)
+    for command in ("map", "reduce"):
+        assert "could not be loaded" not in deployed.log(command)
+
+
+def test_a_job_of_several_steps_runs_and_its_reducer_wakes_the_map_fleet(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """top-words: a count step, then a top-n step whose chunks the last
+    reducer of the first step plans from its results and queues. Map
+    workers read those results (tagged intermediate), reducers write the
+    plan and wake the map service, all within their roles."""
+    resources = deployed.resources
+    ecs = deployed.client("ecs")
+    assert resources.cluster and resources.map_service
+
+    def map_desired() -> int:
+        (service,) = ecs.describe_services(
+            cluster=resources.cluster, services=[resources.map_service]
+        )["services"]
+        return int(service["desiredCount"])
+
+    # The map fleet at rest, as it is after scale-in.
+    ecs.update_service(cluster=resources.cluster, service=resources.map_service, desiredCount=0)
+    files = write_corpus(tmp_path / "in", files=2, lines=60, seed=13)
+    out = tmp_path / "top.json"
+    run = deployed.submit(
+        "run",
+        str(tmp_path / "in"),
+        "--job",
+        "top-words",
+        "--param",
+        "n=4",
+        "--partitions",
+        "3",
+        "--output",
+        str(out),
+        home=tmp_path / "home",
+    )
+    assert run.returncode == 0, run.stderr
+    assert "SUCCEEDED" in run.stdout
+    expected = reference_top_words(files, 4)
+    assert list(json.loads(out.read_text()).items()) == list(expected.items())
+
+    (job_id,) = [line.split()[1] for line in run.stdout.splitlines() if line.startswith("job ")]
+    status = json.loads(deployed.submit("status", job_id, "--json", home=tmp_path / "home").stdout)
+    assert (status["step"], status["steps"]) == (2, 2)
+    # submit woke the map fleet for the first step's one chunk; the reducer
+    # that started the second step raised it to that step's chunks.
+    second_step_chunks = status["expected"]
+    assert second_step_chunks >= 2
+    assert map_desired() == second_step_chunks
+    raised = f"raised {resources.map_service} desired count from 1 to {second_step_chunks}"
+    assert raised in deployed.log("reduce")
+    # Both steps' work is in its cost.
+    assert status["cost"]["task_seconds"] > 0
 
 
 def test_an_input_in_a_bucket_the_stack_does_not_grant_is_refused_before_anything_is_written(
