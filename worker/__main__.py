@@ -1,7 +1,7 @@
 """The container program: `python -m worker map` or `python -m worker reduce`.
 
-Reads its queue, table and (for map) the reduce fleet to wake from the
-environment (worker.names, worker.wiring), starts its work process
+Reads its queue, table and the other fleet to wake from the environment
+(worker.names, worker.wiring), starts its work process
 (worker.isolation: each message runs there, so that one past the time limit
 or of a cancelled job can be stopped), and serves the queue until stopped.
 SIGTERM stops it gracefully: no new messages, the one in hand finished or

@@ -2,8 +2,10 @@
 `python -m worker.child map|reduce --fd N --parent PID`, started by the
 worker, never by hand.
 
-It loads the job modules, builds its own MapReduce handler and clients,
-says it is ready, then runs one message at a time as the worker sends
+It loads the job modules (one that fails to import is kept as a failure
+for its jobs' chunks to report, worker.jobs.registry), builds its own
+MapReduce handler and clients, says it is ready, then runs one message at
+a time as the worker sends
 them on the pipe (file descriptor N), answering each with its verdict. It
 exits when the pipe closes. Signals are the worker's business: the work
 process ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process
