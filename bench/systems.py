@@ -102,8 +102,8 @@ def drover_kernel(files: Sequence[Path], chunk_size_bytes: int) -> dict[str, int
         records.to_bytes(job.map_chunk(0, [read_piece(read, piece) for piece in pieces], 1)[0])
         for pieces in plan_chunks(placed, chunk_size_bytes)
     ]
-    merged = records.merge([partial(records.bytes_blocks, out) for out in outputs])
-    result: dict[str, int] = job.merge_results(job.reduce_partition(0, merged))
+    runs = [partial(records.bytes_blocks, out) for out in outputs]
+    result: dict[str, int] = job.merge_results(job.reduce_runs(0, runs))
     return result
 
 

@@ -19,6 +19,7 @@ values at a time, so a reducer holds only what it keeps of one key.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import itertools
 import json
@@ -84,6 +85,13 @@ def to_bytes(records: Iterable[Record]) -> bytes:
 
 def decode(blocks: Iterable[bytes]) -> Iterator[Record]:
     """The records of a run given as blocks of bytes cut anywhere."""
+    for parsed in decode_blocks(blocks):
+        yield from parsed
+
+
+def decode_blocks(blocks: Iterable[bytes]) -> Iterator[list[Record]]:
+    """The records of a run given as blocks of bytes cut anywhere, a
+    non-empty list per block (as lists [key, value])."""
     tail = b""
     for block in blocks:
         data = tail + block if tail else block
@@ -93,9 +101,11 @@ def decode(blocks: Iterable[bytes]) -> Iterator[Record]:
             continue
         tail = data[cut + 1 :]
         # One call parses a whole block: far cheaper than one per line.
-        yield from json.loads(b"[" + data[:cut].replace(b"\n", b",") + b"]")
+        parsed = json.loads(b"[" + data[:cut].replace(b"\n", b",") + b"]")
+        if parsed:
+            yield parsed
     if tail.strip():
-        yield from json.loads(b"[" + tail.replace(b"\n", b",") + b"]")
+        yield json.loads(b"[" + tail.replace(b"\n", b",") + b"]")
 
 
 def file_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
@@ -115,13 +125,58 @@ def _merge_open(sources: Sequence[Source]) -> Iterator[Record]:
     return heapq.merge(*(decode(s()) for s in sources), key=_key)
 
 
+def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
+    """(key, the sum of its values) in key order, from runs of numbers.
+
+    Block by block rather than record by record: the smallest last key of
+    the blocks in hand (the frontier) bounds every key still to come from
+    any run, so all records up to it, in every block in hand, are summed in
+    one dict, sorted once and written out; each round uses up at least one
+    block. Memory stays a block per run and the dict of one round."""
+    blocks = [decode_blocks(s()) for s in sources]
+    # [records, position, the run's remaining blocks]
+    hand: list[list[Any]] = []
+    for run in blocks:
+        first = next(run, None)
+        if first is not None:
+            hand.append([first, 0, run])
+    while hand:
+        frontier = min(h[0][-1][0] for h in hand)
+        sums: dict[str, Any] = {}
+        get = sums.get
+        kept = []
+        for h in hand:
+            records, at, run = h
+            end = bisect.bisect_right(records, frontier, lo=at, key=_key)
+            for key, value in itertools.islice(records, at, end):
+                sums[key] = get(key, 0) + value
+            if end < len(records):
+                h[1] = end
+                kept.append(h)
+                continue
+            following = next(run, None)
+            if following is not None:
+                h[0], h[1] = following, 0
+                kept.append(h)
+        hand = kept
+        yield from sorted(sums.items(), key=_key)
+
+
 def merge(
-    sources: Sequence[Source], *, fan_in: int = MERGE_FAN_IN, spill_dir: str | None = None
+    sources: Sequence[Source],
+    *,
+    fan_in: int = MERGE_FAN_IN,
+    spill_dir: str | None = None,
+    sums: bool = False,
 ) -> Iterator[Record]:
     """Every record of every run, in key order, with at most `fan_in` runs
-    open at once (see the module's docstring)."""
+    open at once (see the module's docstring). With `sums`, for runs whose
+    values are numbers to be added up (a sum reducer's): one record per key,
+    its values summed, merged block by block (`_sum_open`), several times
+    faster than record by record."""
     if fan_in < 2:
         raise ValueError(f"a merge needs a fan-in of 2 or more, got {fan_in}")
+    opened = _sum_open if sums else _merge_open
     runs = list(sources)
     levels: list[str] = []
     try:
@@ -131,13 +186,13 @@ def merge(
             spilled: list[Source] = []
             for i in range(0, len(runs), fan_in):
                 path = Path(level) / f"run-{i // fan_in:06d}.jsonl"
-                _write(path, _merge_open(runs[i : i + fan_in]))
+                _write(path, opened(runs[i : i + fan_in]))
                 spilled.append(partial(file_blocks, path))
             runs = spilled
             if len(levels) > 1:
                 # The level just merged is no longer needed.
                 shutil.rmtree(levels.pop(-2), ignore_errors=True)
-        yield from _merge_open(runs)
+        yield from opened(runs)
     finally:
         for level in levels:
             shutil.rmtree(level, ignore_errors=True)

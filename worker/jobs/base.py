@@ -42,7 +42,7 @@ from operator import itemgetter
 from typing import Any, ClassVar
 
 from worker.reading import PieceData, split_lines
-from worker.records import Record, bytes_blocks, decode, grouped
+from worker.records import MERGE_FAN_IN, Record, Source, bytes_blocks, decode, grouped, merge
 
 Params = dict[str, Any]
 
@@ -308,6 +308,14 @@ class Job:
         reducer = self.steps()[step].reducer
         for key, values in grouped(records):
             yield key, reducer(key, values)
+
+    def reduce_runs(
+        self, step: int, runs: Sequence[Source], *, fan_in: int = MERGE_FAN_IN
+    ) -> Iterator[Record]:
+        """(key, result) for a partition given as its sorted runs (one per
+        map output): their merge, reduced. A job whose reducer only adds
+        numbers may merge them summed at once (wordcount does)."""
+        return self.reduce_partition(step, merge(runs, fan_in=fan_in))
 
     def weight(self, key: str, result: Any) -> tuple[str, float] | None:
         """What `status` counts for one result: a number result counts as

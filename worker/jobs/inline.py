@@ -61,7 +61,7 @@ def run_inline(
         results = []
         for r in range(step_partitions):
             sources = [partial(bytes_blocks, out[r]) for out in outputs]
-            results.append(to_bytes(job.reduce_partition(step, merge(sources, fan_in=fan_in))))
+            results.append(to_bytes(job.reduce_runs(step, sources, fan_in=fan_in)))
         inputs = {f"step {step + 1} part {r}": data for r, data in enumerate(results)}
     final = merge([partial(bytes_blocks, data) for data in results], fan_in=fan_in)
     return job.merge_results(final)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ import numpy as np
 from worker.jobs.base import Job, Params, sorted_partitions
 from worker.jobs.registry import register
 from worker.reading import PieceData
-from worker.records import Record
+from worker.records import MERGE_FAN_IN, Record, Source, merge
 
 WORD = re.compile(r"\w+")
 
@@ -243,6 +243,15 @@ class WordCount(Job):
         for piece in pieces:
             tally.add(piece.data)
         return sorted_partitions(tally.counts().items(), partitions)
+
+    def reduce_runs(
+        self, step: int, runs: Sequence[Source], *, fan_in: int = MERGE_FAN_IN
+    ) -> Iterator[Record]:
+        """The reducer's sums, merged block by block (worker.records): the
+        reducer only adds numbers, so the merge can add them as it goes."""
+        if step != 0:
+            return super().reduce_runs(step, runs, fan_in=fan_in)
+        return merge(runs, fan_in=fan_in, sums=True)
 
     def reduce_partition(self, step: int, records: Iterable[Record]) -> Iterator[Record]:
         """The reducer's sums, added up in one loop: a reducer call per word
