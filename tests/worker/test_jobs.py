@@ -320,3 +320,22 @@ def test_a_run_spells_every_value_as_json_does(value: Any) -> None:
     expected = json.dumps(["k\t", value], ensure_ascii=False, separators=(",", ":"))
     assert records.to_bytes([("k\t", value)]) == (expected + "\n").encode("utf-8", "surrogatepass")
     assert list(records.decode([records.to_bytes([("k\t", value)])])) == [["k\t", value]]
+
+
+@pytest.mark.parametrize("fan_in", [2, 64])
+def test_a_summing_merge_equals_the_sum_of_its_runs_in_key_order(
+    fan_in: int, tmp_path: Path
+) -> None:
+    rng = random.Random(5)
+    words = [f"w{i:04d}" for i in range(3000)] + ["straße", "λόγος", 'a"quote', ""]
+    runs, expected = [], {}
+    for _ in range(9):
+        counts: dict[str, int] = {}
+        for w in rng.sample(words, rng.randint(0, 2500)):
+            counts[w] = rng.randint(1, 50)
+            expected[w] = expected.get(w, 0) + counts[w]
+        run = records.to_bytes(sorted(counts.items()))
+        # Small blocks: many rounds, and blocks of one run ending anywhere.
+        runs.append(partial(records.bytes_blocks, run, 700))
+    merged = list(records.merge(runs, fan_in=fan_in, spill_dir=str(tmp_path), sums=True))
+    assert merged == sorted(expected.items())
