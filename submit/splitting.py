@@ -45,13 +45,15 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Placed:
-    """Where an input file's bytes are in S3: `key`, from offset `base`."""
+    """Where an input file's bytes are: in S3, `key` from offset `base`; or,
+    for a fleet on this machine, the local file `path` itself."""
 
     file: InputFile
     index: int
     key: str
     base: int
     bucket: str | None = None  # None: the job's own bucket
+    path: str | None = None  # absolute; then key is "" and base 0
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -92,20 +94,44 @@ def discover(
         if path.is_file():
             files.append(InputFile(name=spec, size=path.stat().st_size, path=path))
         elif path.is_dir():
-            found = []
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                for n in sorted(names):
-                    p = Path(root) / n
-                    rel = p.relative_to(path).as_posix()
-                    if p.is_file() and _matches(rel, include, exclude):
-                        found.append(InputFile(name=str(p), size=p.stat().st_size, path=p))
-            files.extend(found)
+            files.extend(_walk(path, include, exclude))
         elif path.exists():
             raise InputError(f"{spec}: not a regular file or directory")
         else:
             raise InputError(f"{spec}: no such file or directory")
     return files
+
+
+def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[InputFile]:
+    """The files under `root` that the patterns select, sorted by relative
+    path component by component (os.walk's order, directories and files
+    sorted). A directory that an exclude pattern "PATTERN/*" covers whole is
+    not entered: every path under it matches too."""
+    prune = [p[:-2] for p in exclude if p.endswith("/*")]
+    found: list[InputFile] = []
+
+    def visit(directory: Path, rel: str) -> None:
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            return  # as os.walk does: an unreadable directory holds nothing
+        subdirs = []
+        for entry in entries:
+            sub = f"{rel}{entry.name}"
+            # Not into linked directories, as os.walk does by default.
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append((entry, sub))
+            elif entry.is_file() and _matches(sub, include, exclude):
+                found.append(
+                    InputFile(name=entry.path, size=entry.stat().st_size, path=Path(entry.path))
+                )
+        for entry, sub in subdirs:
+            if not any(fnmatch.fnmatch(sub, p) for p in prune):
+                visit(Path(entry.path), sub + "/")
+
+    visit(root, "")
+    return found
 
 
 def _discover_s3(
@@ -174,6 +200,7 @@ def plan_chunks(placed: Iterable[Placed], chunk_size_bytes: int) -> list[list[Pi
                 end=end,
                 gzip=f.gzip,
                 bucket=p.bucket,
+                path=p.path,
             )
 
         if f.gzip:

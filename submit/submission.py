@@ -3,6 +3,14 @@ plan the chunks, create the job in the ledger and queue its messages.
 
 Everything that can be checked up front is checked before anything is
 uploaded or queued: the job and its parameters, the sizes, the inputs.
+
+Local inputs are placed one of two ways. For a deployed stack they are
+uploaded once, packed side by side into a few objects. For the embedded
+AWS, whose fleet runs on this machine, they are not uploaded at all: the
+chunk messages name the files by absolute path and the local fleet's
+workers read their byte ranges from disk (worker.phases), so no input byte
+passes through the embedded AWS. S3 inputs are read where they are either
+way.
 """
 
 from __future__ import annotations
@@ -102,11 +110,17 @@ class _Concat(io.RawIOBase):
 
 
 def place_inputs(
-    job_id: str, files: Sequence[InputFile], pack_bytes: int = MAX_PACK_BYTES
+    job_id: str,
+    files: Sequence[InputFile],
+    pack_bytes: int = MAX_PACK_BYTES,
+    *,
+    in_place: bool = False,
 ) -> tuple[list[Placed], dict[str, list[InputFile]]]:
     """Where every input's bytes will be: S3 inputs stay where they are;
-    local files go into pack objects, side by side. Returns the placements
-    and, for each pack key, the local files to upload into it, in order."""
+    local files stay where they are too when `in_place` (a fleet on this
+    machine reads them), else they go into pack objects, side by side.
+    Returns the placements and, for each pack key, the local files to upload
+    into it, in order."""
     placed: list[Placed] = []
     packs: dict[str, list[InputFile]] = {}
     key, filled = "", 0
@@ -116,6 +130,10 @@ def place_inputs(
             placed.append(Placed(file=f, index=index, key=f.key, base=0, bucket=f.bucket))
             continue
         if f.size == 0:
+            continue
+        if in_place:
+            path = str(f.path.resolve())
+            placed.append(Placed(file=f, index=index, key="", base=0, path=path))
             continue
         if not key or filled + f.size > pack_bytes:
             key, filled = f"{storage.input_prefix(job_id)}pack-{len(packs):04d}", 0
@@ -190,8 +208,13 @@ def submit_job(
     exclude: Sequence[str] = (),
     wake: Wake | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    files: Sequence[InputFile] | None = None,
 ) -> Submitted:
     """Validate, upload, plan and enqueue a job; returns once it is queued.
+
+    Local inputs are read in place when the target is the embedded AWS
+    (`resources.local`), uploaded otherwise (see the module's docstring).
+    `files`, if given, are the inputs as `discover` already found them.
 
     Once its messages are queued, `wake(fleet, need)` asks for the workers (a
     map worker per chunk, or a reducer per partition for a job of no chunks)
@@ -208,7 +231,8 @@ def submit_job(
     if not inputs:
         raise InputError("no input given")
     refuse_unreadable_inputs(inputs, resources)
-    files = discover(inputs, s3=clients.s3, include=include, exclude=exclude)
+    if files is None:
+        files = discover(inputs, s3=clients.s3, include=include, exclude=exclude)
     job_id = new_job_id()
     local_bytes = sum(f.size for f in files if f.path is not None)
     sent = 0
@@ -219,7 +243,9 @@ def submit_job(
         if progress:
             progress("upload", sent, local_bytes)
 
-    placed, packs = place_inputs(job_id, files, pack_bytes_for(chunk_size_bytes))
+    placed, packs = place_inputs(
+        job_id, files, pack_bytes_for(chunk_size_bytes), in_place=resources.local
+    )
     chunks = plan_chunks(placed, chunk_size_bytes)
     upload_packs(clients.s3, resources.bucket, packs, uploaded)
     tasks = [

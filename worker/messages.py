@@ -1,7 +1,8 @@
 """The wire contract: every message on a Drover queue, versioned JSON.
 
 A message names a job, its step, a chunk (or a reduce partition) and where
-its data lives; it never names code (version 2 added the step). A task
+its data lives; it never names code (version 2 added the step, version 3
+a piece's local `path`). A task
 knows its phase and its item in the ledger (`task.item`), and prints as
 "job J chunk N", so no caller needs to tell the two kinds apart. Decoding
 anything else raises `BadMessage`, which the worker treats as permanent
@@ -16,7 +17,10 @@ from typing import Any
 
 from worker.ledger.model import ItemKey, Phase
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Versions this worker reads: a version-2 message is a version-3 message
+# without local paths, so a chunk queued before an upgrade still runs.
+READS_VERSIONS = (2, 3)
 
 
 class BadMessage(ValueError):
@@ -28,8 +32,11 @@ class Piece:
     """A byte range [start, end) of one input file, to be read line-aligned.
 
     The file occupies bytes [base, base + size) of object `key` (local inputs
-    are packed into a few objects; an S3 input has base 0). `start` and `end`
-    are offsets within the file. `index` is the file's position in the job's
+    uploaded for a deployed fleet are packed into a few objects; an S3 input
+    has base 0), or, for a fleet on the submitting machine, is the local file
+    `path`, read in place (then `key` is empty and `base` 0; only a worker
+    the local fleet started reads one, worker.phases). `start` and `end` are
+    offsets within the file. `index` is the file's position in the job's
     input order, `name` how the user named it.
     """
 
@@ -44,6 +51,8 @@ class Piece:
     # The input's own bucket for an S3 input; None for an object in the
     # job's bucket (an uploaded local input).
     bucket: str | None = None
+    # An absolute path on the submitting machine, for a local fleet.
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,37 @@ def _require(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> 
     return value
 
 
+_PIECE_TYPES: dict[str, type | tuple[type, ...]] = {
+    "key": str,
+    "name": str,
+    "index": int,
+    "base": int,
+    "size": int,
+    "start": int,
+    "end": int,
+    "gzip": bool,
+    "bucket": (str, type(None)),
+    "path": (str, type(None)),
+}
+
+
+def _check_piece(p: Piece, version: int) -> None:
+    for name, kind in _PIECE_TYPES.items():
+        value = getattr(p, name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise BadMessage(f"piece field {name!r} is not {getattr(kind, '__name__', kind)}")
+    if not (0 <= p.start <= p.end <= p.size) or p.base < 0:
+        raise BadMessage(f"bad byte range {p.start}..{p.end} of a {p.size}-byte input")
+    if p.path is None:
+        return
+    if version < 3:
+        raise BadMessage(f"a version-{version} message names a local path")
+    if not p.path.startswith("/") or "\0" in p.path:
+        raise BadMessage(f"local path {p.path!r} is not absolute")
+    if p.key or p.bucket is not None or p.base:
+        raise BadMessage(f"local path {p.path!r} with an object key, bucket or base")
+
+
 def from_json(text: str) -> Task:
     try:
         body = json.loads(text)
@@ -120,8 +160,11 @@ def from_json(text: str) -> Task:
     if not isinstance(body, dict):
         raise BadMessage("not a JSON object")
     version = body.get("version")
-    if version != SCHEMA_VERSION:
-        raise BadMessage(f"unknown schema version {version!r} (this worker reads {SCHEMA_VERSION})")
+    if type(version) is not int or version not in READS_VERSIONS:
+        raise BadMessage(
+            f"unknown schema version {version!r} (this worker reads "
+            f"{' and '.join(map(str, READS_VERSIONS))})"
+        )
     kind = body.get("kind")
     common = {
         "job_id": _require(body, "job_id", str),
@@ -142,8 +185,7 @@ def from_json(text: str) -> Task:
         except TypeError as e:
             raise BadMessage(f"bad piece: {e}") from e
         for p in pieces:
-            if not (0 <= p.start <= p.end <= p.size) or p.base < 0:
-                raise BadMessage(f"bad byte range {p.start}..{p.end} of a {p.size}-byte input")
+            _check_piece(p, version)
         return MapTask(chunk=_require(body, "chunk", int), pieces=pieces, **common)
     if kind == "reduce":
         partition = _require(body, "partition", int)

@@ -34,6 +34,11 @@ ENV_LOG_LEVEL = "DROVER_LOG_LEVEL"
 # Local-mode tuning of a worker: a short long-poll and stop timeout.
 ENV_RECEIVE_WAIT_S = "DROVER_RECEIVE_WAIT_S"
 ENV_STOP_TIMEOUT_S = "DROVER_STOP_TIMEOUT_S"
+# Set to "1" by the local fleet, and only there: its workers may read the
+# local files that a job submitted on the same machine names in place. A
+# worker without it refuses such a message, so that no message can make a
+# container read its own files.
+ENV_READ_LOCAL_FILES = "DROVER_READ_LOCAL_FILES"
 # Where the CLI keeps the embedded AWS's state file and worker logs.
 ENV_HOME = "DROVER_HOME"
 

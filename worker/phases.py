@@ -4,7 +4,10 @@
 it durable, tells the ledger, starts the next phase when the ledger says so,
 and answers the consumer with a verdict (worker.consumer):
 
-- a map task reads its chunk's byte ranges line-aligned, runs the job's map
+- a map task reads its chunk's byte ranges line-aligned (from S3, or, in a
+  worker the local fleet started, from the local files a local job names:
+  anywhere else a message naming a local file is refused as malformed, so
+  no message can make a container read its own files), runs the job's map
   and combine, writes one output per partition to S3, its records sorted by
   key (deterministic keys, so a second run overwrites its own output), and
   counts the chunk once; the completion that makes the count complete sends
@@ -44,7 +47,7 @@ from worker.jobs import JobError, get_job
 from worker.jobs.base import Summary
 from worker.ledger import JobState, Ledger, Outcome, Phase, UnknownJob
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
-from worker.reading import ChunkReader
+from worker.reading import ChunkReader, LocalFileChanged, read_file_range
 from worker.steps import start_next_step
 from worker.triggers import trigger_reduce
 
@@ -75,6 +78,17 @@ BACKOFF_BASE_S = 2
 # within this time; a job read once per this time per worker costs far less
 # than a request per chunk.
 JOB_STATE_TTL_S = 5.0
+
+
+def _read_local(path: str, size: int, start: int, end: int) -> bytes:
+    """A local input's bytes; a file that is gone, changed or unreadable is
+    a permanent failure, as a missing object is."""
+    try:
+        return read_file_range(path, size, start, end)
+    except (FileNotFoundError, IsADirectoryError, LocalFileChanged) as e:
+        raise storage.MissingObject(str(e)) from e
+    except PermissionError as e:
+        raise storage.AccessDenied(f"{path}: {e.strerror}") from e
 
 
 class JobStates:
@@ -121,6 +135,7 @@ class MapReduce:
         map_queue_url: str | None = None,
         wake_reducers: Callable[[int], object] | None = None,
         wake_mappers: Callable[[int], object] | None = None,
+        local_files: bool = False,
     ) -> None:
         if phase is Phase.MAP and not (sqs and reduce_queue_url):
             raise ValueError("a map worker needs SQS and the reduce queue URL")
@@ -133,6 +148,8 @@ class MapReduce:
         self.map_queue_url = map_queue_url
         self.wake_reducers = wake_reducers
         self.wake_mappers = wake_mappers
+        # Only a worker of the local fleet reads local files (worker.names).
+        self.local_files = local_files
         self.states = JobStates(ledger)
 
     def handle(self, delivery: Delivery) -> Verdict:
@@ -276,7 +293,13 @@ class MapReduce:
                 )
             return data
 
-        reader = ChunkReader(fetch, task.pieces, task.bucket)
+        local = next((p.path for p in task.pieces if p.path is not None), None)
+        if local is not None and not self.local_files:
+            raise BadMessage(
+                f"the chunk names the local file {local}, which only a worker of a local "
+                "fleet reads; submit to a deployed stack uploads local inputs instead"
+            )
+        reader = ChunkReader(fetch, task.pieces, task.bucket, read_local=_read_local)
         pieces = (reader.read(p) for p in task.pieces)
         outputs = job.map_chunk(task.step, pieces, task.partitions)
         for r, output in enumerate(outputs):
@@ -321,7 +344,7 @@ class MapReduce:
         summary = Summary()
 
         def summarized() -> Iterator[records.Record]:
-            for key, result in job.reduce_partition(task.step, records.merge(sources)):
+            for key, result in job.reduce_runs(task.step, sources):
                 summary.add(job.weight(key, result))
                 yield key, result
 

@@ -9,6 +9,7 @@ UTF-8 multi-byte sequence, so no character is ever cut.
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,12 +79,44 @@ def read_piece(read: RangeReader, piece: Piece) -> PieceData:
         hi = more_to
 
 
+class LocalFileChanged(OSError):
+    """A local input that is not the size it was when the job was planned."""
+
+
+def read_file_range(path: str, size: int, start: int, end: int) -> bytes:
+    """Bytes [start, end) of a local file planned at `size` bytes. Raises
+    FileNotFoundError for a file that is gone, LocalFileChanged for one whose
+    size changed since (its ranges no longer mean what the plan meant)."""
+    if end <= start:
+        return b""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            raise LocalFileChanged(
+                f"{path}: {actual} bytes, {size} when the job was planned; run the job again"
+            )
+        parts = []
+        at = start
+        while at < end:
+            part = os.pread(fd, end - at, at)
+            if not part:
+                raise LocalFileChanged(f"{path}: ends before byte {end}; run the job again")
+            parts.append(part)
+            at += len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
+
+
 class ChunkReader:
     """Reads a chunk's pieces with as few requests as it can.
 
     Small files packed side by side make a chunk of many adjacent pieces of
     one object: one ranged GET covers them all. `fetch(bucket, key, start,
-    end)` returns bytes [start, end) of an object.
+    end)` returns bytes [start, end) of an object. A piece of a local file
+    (`piece.path`) is read from disk with `read_local(path, size, start,
+    end)`; a reader without one refuses it (ValueError).
     """
 
     def __init__(
@@ -91,13 +124,15 @@ class ChunkReader:
         fetch: Callable[[str, str, int, int], bytes],
         pieces: Sequence[Piece],
         default_bucket: str,
+        read_local: Callable[[str, int, int, int], bytes] | None = None,
     ) -> None:
         self.fetch = fetch
+        self.read_local = read_local
         self.default_bucket = default_bucket
         self.spans: dict[tuple[str, str], tuple[int, bytes]] = {}
         groups: dict[tuple[str, str], list[Piece]] = {}
         for p in pieces:
-            if not p.gzip:
+            if not p.gzip and p.path is None:
                 groups.setdefault((p.bucket or default_bucket, p.key), []).append(p)
         for (bucket, key), group in groups.items():
             if len(group) < 2:
@@ -110,6 +145,15 @@ class ChunkReader:
                 self.spans[(bucket, key)] = (lo, fetch(bucket, key, lo, hi))
 
     def read(self, piece: Piece) -> PieceData:
+        if piece.path is not None:
+            read_local, path = self.read_local, piece.path
+            if read_local is None:
+                raise ValueError(f"{path}: this reader reads no local files")
+
+            def from_disk(key: str, start: int, end: int) -> bytes:
+                return read_local(path, piece.size, start, end)
+
+            return read_piece(from_disk, piece)
         bucket = piece.bucket or self.default_bucket
 
         def ranged(key: str, start: int, end: int) -> bytes:

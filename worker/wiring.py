@@ -82,4 +82,5 @@ def build_handler(phase: Phase, worker_id: str) -> MapReduce:
         map_queue_url=os.environ.get(names.ENV_MAP_QUEUE_URL),
         wake_reducers=wake if phase is Phase.MAP else None,
         wake_mappers=wake if phase is Phase.REDUCE else None,
+        local_files=os.environ.get(names.ENV_READ_LOCAL_FILES) == "1",
     )

@@ -25,6 +25,7 @@ from submit.embedded import EmbeddedAWS, local_client, local_env, provision
 from submit.resources import LocalState, Resources, state_path
 from submit.submission import submit_job
 from submit.tracking import JobStatus, wait_for
+from worker import names
 from worker.ledger.admin import Admin
 from worker.settings import Settings
 
@@ -95,6 +96,8 @@ class Stack:
             "DROVER_RECEIVE_WAIT_S": "1",
             "DROVER_STOP_TIMEOUT_S": str(stop_timeout_s),
             "DROVER_JOB_MODULES": JOB_MODULES,
+            # As the local fleet's: jobs submitted here name local files.
+            names.ENV_READ_LOCAL_FILES: "1",
             "PYTHONPATH": str(PROJECT_ROOT),
             **(env or {}),
         }
