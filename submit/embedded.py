@@ -1,19 +1,38 @@
 """The embedded AWS: moto's server on loopback, with Drover's bucket, table
-and queues created from the same settings as the deployed stack."""
+and queues created from the same settings as the deployed stack.
+
+`EmbeddedAWS` runs moto's server in a thread of the calling process.
+`EmbeddedProcess` runs it in a process of its own, `python -m
+submit.embedded`, which is what local mode uses: the server's request
+handling (every SQS poll, DynamoDB write and S3 object of a job) then has
+its own interpreter and lock, not the submitting one's, whose CLI meanwhile
+finds the inputs, plans the chunks and follows the job. The process tells
+its port on standard output once it serves, and exits when its standard
+input closes: when the process that started it stops it or dies, however
+it dies. Its state lives in memory only, so it exits at once, with no
+graceful drain to wait for.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import boto3
 
+from submit.fleet import python_path
 from submit.resources import Resources
 from worker import names
 from worker import settings as cfg
@@ -40,16 +59,28 @@ def local_env(endpoint_url: str) -> dict[str, str]:
     }
 
 
+_session: boto3.session.Session | None = None
+_session_lock = threading.Lock()
+
+
 def local_session() -> boto3.session.Session:
-    return boto3.session.Session(
-        region_name=REGION,
-        aws_access_key_id=CREDENTIALS["aws_access_key_id"],
-        aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
-    )
+    """One session per process: its clients share the service data it has
+    loaded, a few tens of milliseconds a client."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session(
+                region_name=REGION,
+                aws_access_key_id=CREDENTIALS["aws_access_key_id"],
+                aws_secret_access_key=CREDENTIALS["aws_secret_access_key"],
+            )
+        return _session
 
 
 def local_client(service: str, endpoint_url: str) -> Any:
-    return local_session().client(service, endpoint_url=endpoint_url, config=RETRIES)  # type: ignore[call-overload]
+    session = local_session()
+    with _session_lock:  # a session is not safe to share across threads
+        return session.client(service, endpoint_url=endpoint_url, config=RETRIES)  # type: ignore[call-overload]
 
 
 def free_port() -> int:
@@ -100,7 +131,7 @@ class EmbeddedAWS:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> str:
+    def start(self, *, reset: bool = True) -> str:
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
@@ -108,9 +139,7 @@ class EmbeddedAWS:
         )
         from werkzeug.serving import make_server
 
-        if not self.port:
-            self.port = free_port()
-        elif port_in_use(self.port):
+        if self.port and port_in_use(self.port):
             raise OSError(f"port {self.port} on 127.0.0.1 is already in use")
         # One access-log line per request would bury the user's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -123,11 +152,14 @@ class EmbeddedAWS:
             target=self.server.serve_forever, name="embedded-aws", daemon=True
         )
         self.thread.start()
-        # moto keeps its state per process, not per server: start empty even
-        # where an earlier embedded AWS of this process left tables behind.
-        reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(reset, timeout=10) as resp:
-            resp.read()
+        if self.port == 0:
+            self.port = self.server.server_port
+        if reset:
+            # moto keeps its state per process, not per server: start empty
+            # even where an earlier embedded AWS of this process left tables.
+            request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+            with urllib.request.urlopen(request, timeout=10) as resp:
+                resp.read()
         return self.endpoint_url
 
     def stop(self) -> None:
@@ -138,6 +170,116 @@ class EmbeddedAWS:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded AWS's process could not start."""
+
+
+# How long the embedded AWS's process may take to serve.
+START_TIMEOUT_S = 60.0
+
+
+class EmbeddedProcess:
+    """moto's server in a process of its own (see the module's docstring).
+
+    `start` launches it and returns at once, so that the caller can do its
+    own work while it starts; `wait_ready` returns its endpoint once it
+    serves; `stop` ends it."""
+
+    def __init__(self, *, port: int = 0, log_path: Path | None = None) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._ready = False
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "submit.embedded", "--port", str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": python_path()},
+        )
+
+    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
+        """The endpoint, once the server answers; EmbeddedError if it died or
+        did not serve within `timeout_s`."""
+        if self._ready:
+            return self.endpoint_url
+        if self.proc is None:
+            self.start()
+        assert self.proc is not None and self.proc.stdout is not None
+        result: dict[str, Any] = {}
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            result["line"] = self.proc.stdout.readline()
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout_s)
+        line = result.get("line", b"")
+        try:
+            self.port = int(json.loads(line)["port"])
+        except (ValueError, KeyError, TypeError):
+            self.stop()
+            where = f"; see {self.log_path}" if self.log_path is not None else ""
+            why = "it exited" if line or not reader.is_alive() else f"not within {timeout_s:g} s"
+            raise EmbeddedError(f"the embedded AWS did not start ({why}){where}") from None
+        self._ready = True
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        """End the process: it exits as its standard input closes."""
+        proc, self.proc = self.proc, None
+        self._ready = False
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def serve(port: int) -> int:
+    """The embedded AWS's process: serve until standard input closes."""
+    # A Ctrl-C reaches the whole process group: the process that started
+    # this one decides when it stops, after its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    aws = EmbeddedAWS(port=port)
+    aws.start(reset=False)
+    sys.stdout.write(json.dumps({"port": aws.port}) + "\n")
+    sys.stdout.flush()
+    # EOF when the process that started this one closes the pipe or dies.
+    sys.stdin.buffer.read()
+    # Nothing to save or drain: moto's state is in memory, and every client
+    # that could still ask is being stopped too.
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m submit.embedded")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
+    return serve(args.port)
 
 
 def provision(
@@ -207,3 +349,7 @@ def provision(
         task_memory_mib=settings.worker_memory_mib,
         local=True,
     )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -95,6 +95,8 @@ class Pool:
     # Told to stop, still finishing: waited for at shutdown.
     retiring: list[subprocess.Popen[bytes]] = field(default_factory=list)
     idle_since: float | None = None
+    # Visible plus in-flight messages at the last look.
+    backlog: int = 0
     started: int = 0
     peak: int = 0
     # Start-up failures in a row, when the next start may be, and why the
@@ -134,6 +136,7 @@ class Fleet:
         self.history: list[Sample] = []
         self.started_at = time.monotonic()
         self._lock = threading.Lock()
+        self._drained = threading.Event()
         self._logs: list[IO[bytes]] = []
 
     # Scaling ----------------------------------------------------------------
@@ -153,6 +156,9 @@ class Fleet:
                 in_flight = int(attrs["ApproximateNumberOfMessagesNotVisible"])
                 self._reap(pool)
                 backlog = visible + in_flight
+                if backlog == 0 and pool.backlog:
+                    self._drained.set()
+                pool.backlog = backlog
                 if backlog == 0:
                     pool.idle_since = pool.idle_since or now
                     if now - pool.idle_since >= self.idle_s:
@@ -260,6 +266,12 @@ class Fleet:
             pool.desired = max(pool.desired, min(pool.max_size, need))
             pool.idle_since = None
             self._converge(pool)
+
+    def nap(self, seconds: float) -> None:
+        """Wait up to `seconds`, less if a queue drains meanwhile: the moment
+        a job's last chunk or partition is done, for whoever follows it."""
+        if self._drained.wait(seconds):
+            self._drained.clear()
 
     # Inspection and shutdown ------------------------------------------------
 

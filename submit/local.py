@@ -1,9 +1,16 @@
-"""Local mode: the embedded AWS plus a local fleet, in one process.
+"""Local mode: the embedded AWS (a process of its own) plus a local fleet.
 
 `LocalDrover` is used in two ways: as a context manager by `run --local` (a
 one-shot that starts everything, runs one job and tears it all down), and by
 the long-running daemon behind `local up`, which `local status` and
 `local down` reach through a state file in DROVER_HOME.
+
+Starting takes two calls so that the caller's own work overlaps the
+embedded AWS's start: `launch` starts its process and returns at once;
+`start` waits until it serves, creates the bucket, table and queues, and
+starts the fleet's supervisor. The fleet's workers are started by the
+first wake-up (`run --local` wakes them as soon as the queues exist, with
+the job planned already) or by the queue's depth.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from submit.clients import Clients
-from submit.embedded import EmbeddedAWS, local_client, local_env, provision
+from submit.embedded import EmbeddedProcess, local_client, local_env, provision
 from submit.errors import OperationalError
 from submit.fleet import Fleet, python_path
 from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
@@ -36,8 +43,9 @@ log = logging.getLogger(__name__)
 # Locally, an idle fleet scales in after seconds, not the cloud's minutes:
 # there are no CloudWatch delays to wait out.
 LOCAL_IDLE_S = 5.0
-# A short long-poll, so that a stopping worker notices within a second or two.
-LOCAL_RECEIVE_WAIT_S = 2
+# The shortest long poll SQS takes: a stopping worker notices within a
+# second, which bounds how long `run --local` takes to shut down.
+LOCAL_RECEIVE_WAIT_S = 1
 LOCAL_STOP_TIMEOUT_S = 30.0
 # How often the local fleet looks at its queues (CloudWatch: once a minute).
 LOCAL_POLL_S = 0.25
@@ -66,19 +74,30 @@ class LocalDrover:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
         self.settings = self.options.settings or cfg.load()
-        self.aws = EmbeddedAWS(port=self.options.port)
+        self.log_dir = self.options.log_dir or drover_home() / "logs"
+        self.aws = EmbeddedProcess(
+            port=self.options.port, log_path=self.log_dir / "embedded-aws.log"
+        )
         self.resources: Resources | None = None
         self.fleet: Fleet | None = None
+        self._clients: Clients | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def launch(self) -> None:
+        """Start the embedded AWS's process; `start` waits for it."""
+        if self.aws.proc is None:
+            self.aws.start()
+
     def start(self) -> Resources:
-        endpoint = self.aws.start()
+        self.launch()
         try:
+            endpoint = self.aws.wait_ready()
+            clients = self.clients()
             self.resources = provision(
-                s3=local_client("s3", endpoint),
-                sqs=local_client("sqs", endpoint),
-                dynamodb=local_client("dynamodb", endpoint),
+                s3=clients.s3,
+                sqs=clients.sqs,
+                dynamodb=clients.dynamodb,
                 settings=self.settings,
                 endpoint_url=endpoint,
             )
@@ -90,10 +109,12 @@ class LocalDrover:
                 # The same limit per message as a deployed fleet's.
                 names.ENV_MAX_TASK_SECONDS: str(self.settings.max_task_s),
                 names.ENV_JOB_MODULES: ",".join(self.options.job_modules),
+                # Its workers read the local files of jobs submitted here.
+                names.ENV_READ_LOCAL_FILES: "1",
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(
-                sqs=local_client("sqs", endpoint),
+                sqs=clients.sqs,
                 map_queue_url=self.resources.map_queue_url,
                 reduce_queue_url=self.resources.reduce_queue_url,
                 env=env,
@@ -101,7 +122,7 @@ class LocalDrover:
                 max_reducers=self.options.max_reducers,
                 idle_s=self.options.idle_s,
                 poll_s=self.options.poll_s,
-                log_dir=self.options.log_dir or drover_home() / "logs",
+                log_dir=self.log_dir,
             )
             self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
             self._thread.start()
@@ -111,12 +132,16 @@ class LocalDrover:
         return self.resources
 
     def clients(self) -> Clients:
-        endpoint = self.aws.endpoint_url
-        return Clients(
-            s3=local_client("s3", endpoint),
-            sqs=local_client("sqs", endpoint),
-            dynamodb=local_client("dynamodb", endpoint),
-        )
+        """Clients of the embedded AWS, made once (botocore's are thread-safe:
+        the fleet's supervisor shares them)."""
+        if self._clients is None:
+            endpoint = self.aws.wait_ready()
+            self._clients = Clients(
+                s3=local_client("s3", endpoint),
+                sqs=local_client("sqs", endpoint),
+                dynamodb=local_client("dynamodb", endpoint),
+            )
+        return self._clients
 
     def stop(self) -> None:
         self._stop.set()

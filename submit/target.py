@@ -34,6 +34,9 @@ class Target:
     job_modules: tuple[str, ...] | None = None
     # Why its workers cannot work (a local pool that gave up), where known.
     fleet_problem: Callable[[], str | None] | None = None
+    # Waits up to the seconds given, less when its fleet's queues drain (a
+    # local fleet watches them): a job's end is seen at once, at no request.
+    nap: Callable[[float], object] | None = None
 
     def problem(self) -> str | None:
         return self.fleet_problem() if self.fleet_problem is not None else None
@@ -59,9 +62,12 @@ def local_target(
     wake: Wake | None = None,
     job_modules: tuple[str, ...] | None = None,
     fleet_problem: Callable[[], str | None] | None = None,
+    clients: Clients | None = None,
+    nap: Callable[[float], object] | None = None,
 ) -> Target:
     return Target(
-        clients=Clients(
+        clients=clients
+        or Clients(
             s3=local_client("s3", endpoint_url),
             sqs=local_client("sqs", endpoint_url),
             dynamodb=local_client("dynamodb", endpoint_url),
@@ -72,6 +78,7 @@ def local_target(
         wake=wake,
         job_modules=job_modules,
         fleet_problem=fleet_problem,
+        nap=nap,
     )
 
 

@@ -168,13 +168,15 @@ def wait_for(
     on_update: Callable[[JobStatus], None] | None = None,
     max_poll_s: float = 2.0,
     timeout_s: float | None = None,
+    sleep: Callable[[float], object] = time.sleep,
 ) -> JobStatus:
     """Poll until the job ends (or the timeout passes); returns its status,
     with its failed chunks.
 
     Polls quickly at first, so a short job is seen to end promptly, then
     every `max_poll_s`: each poll is a billed read, and a long job needs no
-    more than a progress bar's worth of them."""
+    more than a progress bar's worth of them. `sleep(seconds)` waits between
+    polls; a local fleet's returns early when its queues drain."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     poll_s = 0.25
     while True:
@@ -183,7 +185,7 @@ def wait_for(
             on_update(status)
         if status.terminal or (deadline is not None and time.monotonic() > deadline):
             return job_status(clients, resources, job_id)
-        time.sleep(poll_s)
+        sleep(poll_s)
         poll_s = min(max_poll_s, poll_s * 1.5)
 
 

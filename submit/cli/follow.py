@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -106,7 +107,12 @@ def follow(
 
     try:
         return tracking.wait_for(
-            target.clients, target.resources, job_id, on_update=update, timeout_s=timeout_s
+            target.clients,
+            target.resources,
+            job_id,
+            on_update=update,
+            timeout_s=timeout_s,
+            sleep=target.nap or time.sleep,
         )
     finally:
         progress.close()

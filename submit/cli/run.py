@@ -25,7 +25,7 @@ from submit.cli.options import (
 )
 from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError, translated
 from submit.reference import COMPARABLE, timed_reference
-from submit.splitting import discover
+from submit.splitting import InputFile, discover
 from submit.submission import Submitted, check_request, submit_job
 from submit.target import Target, local_target, resolve
 from worker import settings as cfg
@@ -41,9 +41,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="split input, queue a job, optionally wait for it",
         description=(
             "Split INPUT into chunks of byte ranges aligned to lines, queue one message "
-            "per chunk and print the job id. Local files are uploaded once; S3 inputs "
-            "are read in place. `run --job NAME --help` also shows the job's parameters; "
-            "`jobs --kinds` lists every kind."
+            "per chunk and print the job id. Local files are uploaded once for a deployed "
+            "stack and read in place by a local fleet; S3 inputs are read in place. "
+            "`run --job NAME --help` also shows the job's parameters; `jobs --kinds` lists "
+            "every kind."
         ),
         add_help=False,
     )
@@ -187,15 +188,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"{remote[0]}: --local reads local files only; S3 inputs need a deployed stack"
             )
-        # Fail on a missing input before starting anything.
-        discover(args.inputs, include=args.include, exclude=args.exclude)
         return _run_local(args, params)
     target = resolve(args.stack)
     target.check_loads(args.job)
     return _run_on(target, args, params)
 
 
-def _submit(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> Submitted:
+def _submit(
+    target: Target,
+    args: argparse.Namespace,
+    params: dict[str, Any],
+    files: list[InputFile] | None = None,
+) -> Submitted:
     progress = render.JobProgress()
     try:
         return submit_job(
@@ -211,6 +215,7 @@ def _submit(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
             exclude=args.exclude,
             wake=target.wake,
             progress=lambda phase, sent, total: progress.upload(sent, total),
+            files=files,
         )
     finally:
         progress.close()
@@ -248,19 +253,36 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
     options = LocalOptions(
         max_workers=args.max_workers, settings=settings, job_modules=tuple(args.job_modules)
     )
-    with LocalDrover(options) as local:
+    local = LocalDrover(options)
+    # The embedded AWS starts in its own process while this one finds the
+    # inputs; nothing is uploaded, its workers read them in place.
+    local.launch()
+    try:
+        files = discover(args.inputs, include=args.include, exclude=args.exclude)
+        local.start()
         assert local.resources is not None and local.fleet is not None
-        watch.mark("start")
         fleet = local.fleet
+        # Start the map workers now, while the job is created and queued: a
+        # job has at least this many chunks, each at most the chunk size.
+        local_bytes = sum(f.size for f in files)
+        if local_bytes:
+            fleet.wake(Phase.MAP, -(-local_bytes // args.chunk_size))
+        # And the reducers, which would otherwise start only once the map is
+        # done, with their start-up on the job's path; idle, they cost a
+        # receive a second.
+        fleet.wake(Phase.REDUCE, args.partitions)
+        watch.mark("start")
         target = local_target(
             local.aws.endpoint_url,
             local.resources,
             wake=fleet.wake,
             job_modules=tuple(args.job_modules),
             fleet_problem=fleet.problem,
+            clients=local.clients(),
+            nap=fleet.nap,
         )
-        submitted = _submit(target, args, params)
-        watch.mark("upload+queue")
+        submitted = _submit(target, args, params, files=files)
+        watch.mark("queue")
         print(
             f"job {submitted.job_id}: {submitted.inputs} inputs, "
             f"{render.human_bytes(submitted.input_bytes)}, {submitted.chunks} chunks of up to "
@@ -289,6 +311,8 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             f"stopping the fleet (peak {peak} map workers) and the embedded AWS",
             file=sys.stderr,
         )
+    finally:
+        local.stop()
     watch.mark("shutdown")
     if drover_result is not None:
         files = discover(args.inputs, include=args.include, exclude=args.exclude)
@@ -297,7 +321,7 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         print(
             f"reference    the single-process one-liner took {reference_s:.1f}s; Drover's job "
             f"{status.elapsed_s:.1f}s from queued to done ({watch.total():.1f}s for the whole "
-            "run, embedded AWS and upload included); results "
+            "run, the embedded AWS's start and shutdown included); results "
             + ("are identical" if same else "DIFFER"),
             file=sys.stderr if args.json else sys.stdout,
         )
