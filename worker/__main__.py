@@ -58,8 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         args.id or os.environ.get(names.ENV_WORKER_ID) or f"{socket.gethostname()}-{os.getpid()}"
     )
     limit_s = max_task_s()
+
+    def start() -> WorkProcess:
+        return WorkProcess(role=phase.value, worker_id=worker_id)
+
+    # The work process first: its start-up (an interpreter, the jobs, its
+    # clients) then runs beside this process's own.
     handler = Isolated(
-        start=lambda: WorkProcess(role=phase.value, worker_id=worker_id),
+        start=start,
+        starting=start(),
         supervisor=build_handler(phase, worker_id),
         limit_s=limit_s,
     )

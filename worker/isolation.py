@@ -256,8 +256,13 @@ class Isolated:
         check_every_s: float = CHECK_EVERY_S,
         start_timeout_s: float = START_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
+        starting: WorkProcess | None = None,
     ) -> None:
+        """`starting`: a work process started already, used first (a worker
+        starts it before anything else, so that the two interpreters' start-up
+        overlaps)."""
         self.start = start
+        self.starting = starting
         self.supervisor = supervisor
         self.limit_s = limit_s
         self.check_every_s = check_every_s
@@ -275,7 +280,7 @@ class Isolated:
             log.warning("the work process ended while idle (%s)", self.process.ended())
             self.process = None
         if self.process is None:
-            process = self.start()
+            process, self.starting = self.starting or self.start(), None
             process.wait_ready(self.start_timeout_s)
             self.process = process
         return self.process
@@ -333,6 +338,9 @@ class Isolated:
             self.process.signal_kill()
 
     def close(self) -> None:
+        if self.starting is not None:
+            self.starting.kill()
+            self.starting = None
         if self.process is not None:
             self.process.close()
             self.process = None
