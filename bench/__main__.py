@@ -48,6 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-memory", action="store_true", help="skip the three reducer-memory runs"
     )
+    parser.add_argument(
+        "--no-small-files",
+        action="store_true",
+        help="skip the many-small-files corpus (the standard library's text, ~150 MB)",
+    )
     args = parser.parse_args(argv)
     size_mb = args.size_mb or (QUICK_SIZE_MB if args.quick else DEFAULT_SIZE_MB)
     out = args.out.resolve()
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size_bytes=int(args.chunk_size_mb * 2**20),
             mrjob=not args.no_mrjob,
             memory=not args.no_memory,
+            small_files=not args.no_small_files,
         )
     )
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -84,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in artifacts:
             shutil.copyfile(path, args.publish / path.name)
     print(text)
-    failed = [r["label"] for r in results["wordcount"] + results["grep"] if not r["same"]]
+    checked = results["wordcount"] + results["grep"] + results["small_files"]
+    failed = [r["label"] for r in checked if not r["same"]]
     if failed:
         print("bench: results differ from the reference: " + ", ".join(failed), file=sys.stderr)
         return 1

@@ -248,3 +248,73 @@ def ascii_copy(corpus: Corpus) -> tuple[Path, ...]:
         dst.write_bytes(src.read_bytes().translate(_TO_ASCII))
     stamp.write_text(corpus.sha256)
     return out
+
+
+# The many-small-files corpus: the installed standard library's text files,
+# copied side by side until there are at least this many bytes and files.
+STDLIB_MIN_BYTES = 150_000_000
+STDLIB_MIN_FILES = 5_001
+
+
+def _stdlib_text_files() -> list[Path]:
+    """The standard library's files that are text: valid UTF-8 without NUL
+    bytes, outside site-packages and compiled caches, in a fixed order."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).parts
+        if "site-packages" in rel or "__pycache__" in rel or not path.is_file():
+            continue
+        if path.is_symlink():
+            continue
+        data = path.read_bytes()
+        if not data or b"\0" in data:
+            continue
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        out.append(path)
+    return out
+
+
+@dataclass(frozen=True)
+class FilesCorpus:
+    directory: Path
+    files: tuple[Path, ...]
+    copies: int
+    sha256: str
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.files)
+
+
+def stdlib_corpus(root: Path) -> FilesCorpus:
+    """The standard library's text files copied `copies` times under
+    root/stdlib-xN/copy-K/, enough copies for STDLIB_MIN_BYTES in
+    STDLIB_MIN_FILES files; reused when already there and unchanged."""
+    import sysconfig
+
+    sources = _stdlib_text_files()
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    one_bytes = sum(p.stat().st_size for p in sources)
+    copies = max(-(-STDLIB_MIN_BYTES // one_bytes), -(-STDLIB_MIN_FILES // len(sources)))
+    directory = root / f"stdlib-x{copies}"
+    files = tuple(
+        directory / f"copy-{k:02d}" / p.relative_to(stdlib) for k in range(copies) for p in sources
+    )
+    digest = hashlib.sha256(
+        "\n".join(f"{p.relative_to(stdlib)}:{p.stat().st_size}" for p in sources).encode()
+    ).hexdigest()
+    stamp = directory.with_name(directory.name + ".sha256")
+    if not (stamp.exists() and stamp.read_text() == digest and all(p.exists() for p in files)):
+        for k in range(copies):
+            for p in sources:
+                target = directory / f"copy-{k:02d}" / p.relative_to(stdlib)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(p.read_bytes())
+        stamp.write_text(digest)
+    return FilesCorpus(directory, files, copies, digest)

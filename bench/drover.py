@@ -130,12 +130,13 @@ def run(
     inputs: list[Path],
     *,
     job: str,
-    workers: int,
-    chunk_size_bytes: int,
+    workers: int | None,
+    chunk_size_bytes: int | None,
     work_dir: Path,
     pattern: str | None = None,
 ) -> DroverRun:
-    """One job through the CLI in local mode, in a fresh embedded AWS."""
+    """One job through the CLI in local mode, in a fresh embedded AWS; a
+    `workers` or `chunk_size_bytes` of None leaves the CLI's default."""
     work_dir.mkdir(parents=True, exist_ok=True)
     log_dir = work_dir / "requests"
     output = work_dir / "result.json"
@@ -151,10 +152,8 @@ def run(
         job,
         *(["--pattern", pattern] if pattern is not None else []),
         *map(str, inputs),
-        "--chunk-size",
-        str(chunk_size_bytes),
-        "--max-workers",
-        str(workers),
+        *(["--chunk-size", str(chunk_size_bytes)] if chunk_size_bytes else []),
+        *(["--max-workers", str(workers)] if workers else []),
         "--output",
         str(output),
         "--json",
@@ -184,8 +183,8 @@ def run(
 
     return DroverRun(
         job=job,
-        workers=workers,
-        chunk_size_bytes=chunk_size_bytes,
+        workers=workers or os.cpu_count() or 2,
+        chunk_size_bytes=chunk_size_bytes or cfg.Settings().default_chunk_size_bytes,
         input_bytes=status["input_bytes"],
         chunks=status["expected"],
         seconds=output.stat().st_mtime - started,

@@ -63,7 +63,7 @@ def _drover_table(runs: dict[str, dict[str, Any]]) -> str:
             "run",
             "chunks",
             "to result s",
-            "start+upload / job / fetch+write s",
+            "start+plan / job / fetch+write s",
             "AWS requests (submit/map/reduce)",
             "per chunk",
             "map worker peak MiB",
@@ -146,6 +146,36 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
             f"({small['chunks']} to {big['chunks']} chunks)"
         )
     out.append(("≤ 6 AWS requests per chunk, amortized", measured, d2["requests_per_chunk"] <= 6))
+    if small and big and small["chunks"] < big["chunks"]:
+        extra = sum(big["requests_by_role"].values()) - sum(small["requests_by_role"].values())
+        per_added = extra / (big["chunks"] - small["chunks"])
+        out.append(
+            (
+                "≤ 5.5 AWS requests per chunk added",
+                f"{per_added:.1f} ({small['chunks']} to {big['chunks']} chunks)",
+                per_added <= 5.5,
+            )
+        )
+    rows = {r["key"]: r for r in results.get("small_files", [])}
+    if rows:
+        ref, kernel, run = (
+            rows["small_reference"]["seconds"],
+            rows["small_kernel"]["seconds"],
+            rows["small_drover"]["seconds"],
+        )
+        workers = results["drover"]["small-files"]["workers"]
+        out += [
+            (
+                "many small files: default fleet end to end ≤ 0.4x the reference's time",
+                f"{run / ref:.2f}x ({run:.1f} s vs {ref:.1f} s)",
+                run / ref <= 0.4 and rows["small_drover"]["same"],
+            ),
+            (
+                f"many small files: parallel efficiency (kernel ÷ {workers}) ÷ end to end ≥ 75%",
+                f"{kernel / workers / run:.0%}",
+                kernel / workers / run >= 0.75,
+            ),
+        ]
     memory = results["memory"]
     if len(memory) == 3:
         tenth, tenfold, _ = memory
@@ -191,9 +221,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _drover_table(results["drover"]),
         "",
-        "The job runs from its DynamoDB item's creation (after the upload) to its "
-        "finish; the submitting process's CPU includes the embedded moto server, which "
-        "in local mode does the work S3, SQS and DynamoDB do on AWS. "
+        "The job runs from its DynamoDB item's creation to its finish; before it, the CLI's "
+        "and the embedded AWS's start-up, finding and planning the inputs (read in place, "
+        "never uploaded in local mode), and after it, noticing the end, fetching the result "
+        "and writing it. The submit+moto CPU adds the CLI and the embedded AWS's own process "
+        "(moto's server), which in local mode does the work S3, SQS and DynamoDB do on AWS. "
         "Requests are every HTTP request to S3, SQS and DynamoDB from the submitting process, "
         "the map workers and the reducers, counted with botocore's `before-send` event; the "
         "local-only ones (creating the bucket, table and queues, and the local fleet's "
@@ -204,6 +236,19 @@ def markdown(results: dict[str, Any]) -> str:
         "Spot at 70% off. Not included: Fargate's one-minute minimum per task, the "
         f"{results['settings']['scale_in_idle_s']} s idle window before scale-in, and storage.",
     ]
+    if results.get("small_files"):
+        info = results["small_corpus"]
+        parts += [
+            "",
+            "## Many small files",
+            "",
+            f"The installed standard library's text files (valid UTF-8, no NUL byte, "
+            f"site-packages left out), {info['copies']} copies side by side: "
+            f"{info['size_bytes'] / 1e6:.0f} MB in {info['files']:,} files. Drover with the "
+            "default chunk size and the default fleet (`run --local` with no options).",
+            "",
+            _systems_table(results["small_files"]),
+        ]
     if results["memory"]:
         parts += [
             "",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import drover, env, systems
-from bench.corpus import Corpus, CorpusSpec, ascii_copy, generate
+from bench.corpus import Corpus, CorpusSpec, ascii_copy, generate, stdlib_corpus
 from worker import settings as cfg
 
 # Both grep -E and Python's re read this the same way: ASCII only, no anchors
@@ -42,6 +42,7 @@ class Options:
     files: int = 8
     mrjob: bool = True
     memory: bool = True
+    small_files: bool = True
 
 
 def _log(message: str) -> None:
@@ -210,6 +211,11 @@ def run(options: Options) -> dict[str, Any]:
                 _row(f"mrjob_{runner}", f"(e) mrjob {runner} runner", t, size, same=got == expected)
             )
 
+    small_rows: list[dict[str, Any]] = []
+    small_info: dict[str, Any] = {}
+    if options.small_files:
+        small_rows, small_info = _small_files(options, corpora, runs, settings, drover_runs)
+
     grep_expected, gref_t = step(
         "grep reference", lambda: systems.reference_grep(files, GREP_PATTERN)
     )
@@ -265,7 +271,63 @@ def run(options: Options) -> dict[str, Any]:
         "grep": grep_rows,
         "drover": drover_runs,
         "memory": memory,
+        "small_files": small_rows,
+        "small_corpus": small_info,
     }
+
+
+def _small_files(
+    options: Options,
+    corpora: Path,
+    runs: Path,
+    settings: cfg.Settings,
+    drover_runs: dict[str, Any],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The installed standard library's text files, copied to some 150 MB in
+    over 5,000 files: the reference, the kernel, and Drover with the default
+    chunk size and the default fleet (a worker per core)."""
+    _log("many small files: the standard library's text files")
+    corpus = stdlib_corpus(corpora)
+    files = list(corpus.files)
+    size = corpus.size_bytes
+    chunk = settings.default_chunk_size_bytes
+    rows = []
+    _log("many small files: reference one-liner")
+    expected, ref_t = systems.timed(lambda: systems.reference_wordcount(files))
+    rows.append(
+        _row(
+            "small_reference",
+            "(a) reference one-liner, 1 process",
+            ref_t,
+            size,
+            same=True,
+            check="is the reference",
+        )
+    )
+    _log("many small files: Drover's kernel")
+    kernel, kernel_t = systems.timed(lambda: systems.drover_kernel(files, chunk))
+    rows.append(
+        _row(
+            "small_kernel",
+            "(b) Drover map kernel, 1 process",
+            kernel_t,
+            size,
+            same=kernel == expected,
+        )
+    )
+    _log("many small files: Drover local, default chunk size and fleet")
+    r = drover.run(
+        [corpus.directory],
+        job="wordcount",
+        workers=None,
+        chunk_size_bytes=None,
+        work_dir=runs / "small-files",
+    )
+    label = f"(c) Drover local, defaults ({r.workers} workers), end to end"
+    rows.append(_row("small_drover", label, r.seconds, size, same=r.result == expected))
+    drover_runs["small-files"] = _drover_summary(r, settings, f"many small files: {label}")
+    info = {"files": len(files), "size_bytes": size, "copies": corpus.copies}
+    return rows, info
 
 
 def _corpus_info(corpus: Corpus) -> dict[str, Any]:

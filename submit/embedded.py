@@ -267,11 +267,11 @@ def serve(port: int) -> int:
     sys.stdout.write(json.dumps({"port": aws.port}) + "\n")
     sys.stdout.flush()
     # EOF when the process that started this one closes the pipe or dies.
+    # Then nothing is saved or drained: moto's state is in memory, every
+    # client that could still ask is being stopped too, and the server's
+    # threads are daemons that end with the process.
     sys.stdin.buffer.read()
-    # Nothing to save or drain: moto's state is in memory, and every client
-    # that could still ask is being stopped too.
-    sys.stdout.flush()
-    os._exit(0)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

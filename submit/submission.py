@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -132,7 +133,9 @@ def place_inputs(
         if f.size == 0:
             continue
         if in_place:
-            path = str(f.path.resolve())
+            # Absolute, as a worker started elsewhere must find it; links
+            # are left as they are (abspath, far cheaper than resolve).
+            path = os.path.abspath(f.path)
             placed.append(Placed(file=f, index=index, key="", base=0, path=path))
             continue
         if not key or filled + f.size > pack_bytes:
