@@ -22,6 +22,11 @@ from worker.messages import Piece
 
 # Keeps a chunk message far below SQS's size limit when files are tiny.
 MAX_PIECES_PER_CHUNK = 400
+# And its size in bytes, for long names and paths: ten messages, a send
+# batch, stay under SQS's 1 MiB a request.
+MAX_CHUNK_MESSAGE_BYTES = 90_000
+# A piece's JSON besides its names, path and key.
+PIECE_OVERHEAD_BYTES = 120
 
 
 class InputError(UsageError):
@@ -177,12 +182,13 @@ def plan_chunks(placed: Iterable[Placed], chunk_size_bytes: int) -> list[list[Pi
     chunks: list[list[Piece]] = []
     current: list[Piece] = []
     filled = 0
+    encoded = 0
 
     def flush() -> None:
-        nonlocal current, filled
+        nonlocal current, filled, encoded
         if current:
             chunks.append(current)
-        current, filled = [], 0
+        current, filled, encoded = [], 0, 0
 
     for p in placed:
         f = p.file
@@ -207,11 +213,16 @@ def plan_chunks(placed: Iterable[Placed], chunk_size_bytes: int) -> list[list[Pi
             flush()
             chunks.append([piece(0, f.size)])
             continue
+        # JSON escapes can double a name's bytes.
+        weight = 2 * len(f.name) + len(p.key) + 2 * len(p.path or "") + PIECE_OVERHEAD_BYTES
         pos = 0
         while pos < f.size:
+            if current and encoded + weight > MAX_CHUNK_MESSAGE_BYTES:
+                flush()
             take = min(f.size - pos, chunk_size_bytes - filled)
             current.append(piece(pos, pos + take))
             filled += take
+            encoded += weight
             pos += take
             if filled >= chunk_size_bytes or len(current) >= MAX_PIECES_PER_CHUNK:
                 flush()

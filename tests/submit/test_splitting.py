@@ -17,6 +17,7 @@ from submit.splitting import (
     parse_size,
     plan_chunks,
 )
+from worker.messages import MapTask, to_json
 
 
 def placed(sizes: list[int], names: list[str] | None = None) -> list[Placed]:
@@ -118,3 +119,22 @@ def test_s3_inputs_by_key_and_prefix(clients: Clients) -> None:
     ]
     with pytest.raises(InputError, match="no such object or prefix"):
         discover(["s3://data/missing/"], s3=clients.s3)
+
+
+def test_a_chunk_of_many_long_paths_stays_small_enough_to_send_ten_at_once() -> None:
+    deep = "/" + "/".join(["a-rather-long-directory-name"] * 12)
+    placed = [
+        Placed(
+            file=InputFile(name=f"{deep}/f{i}.txt", size=100),
+            index=i,
+            key="",
+            base=0,
+            path=f"{deep}/f{i}.txt",
+        )
+        for i in range(2000)
+    ]
+    chunks = plan_chunks(placed, 16 << 20)
+    assert sum(len(c) for c in chunks) == 2000
+    for chunk in chunks:
+        body = to_json(MapTask("j", 0, "wordcount", {}, 1, "bucket", tuple(chunk)))
+        assert 10 * len(body.encode()) < 1 << 20
