@@ -5,7 +5,11 @@ Running a message is kept apart from acknowledging it. The handler returns a
 verdict, and only the consumer touches the message afterwards:
 
     Delete          the work is durable (or the message is moot): delete it,
-                    batched with others for a few seconds
+                    batched with others for a few seconds (at most a quarter
+                    of the visibility timeout); a message delivered before
+                    is deleted at once, since each delivery spends one of
+                    its receives and a worker killed with the delete pending
+                    would spend another
     Retry(after_s)  a transient failure: visible again after `after_s`
                     seconds (at most the visibility timeout), to be received
                     again until its queue's maxReceiveCount
@@ -37,6 +41,7 @@ from worker.queues import (
     DeleteBatcher,
     QueueConfig,
     change_visibility_batches,
+    delete_batches,
     move_to_dead_letter,
 )
 
@@ -230,7 +235,10 @@ class Consumer:
         match verdict:
             case Delete(outcome):
                 self.stats.outcomes[outcome] += 1
-                self.deletes.add(receipt)
+                if delivery.receives > 1:
+                    delete_batches(self.sqs, self.queue_url, [receipt])
+                else:
+                    self.deletes.add(receipt)
             case Retry(after_s):
                 self.stats.outcomes["retried"] += 1
                 self.sqs.change_message_visibility(
@@ -258,9 +266,11 @@ class Consumer:
 
     def _tick(self, holding: bool) -> None:
         """A few times a second, from the keepalive thread: renew the task's
-        scale-in protection when due, and report whether work is in hand."""
+        scale-in protection when due, report whether work is in hand, and
+        send the deletes that have waited long enough."""
         self.protection.renew_if_due()
         self.activity.tick(holding=holding)
+        self.deletes.flush_if_due()
 
     def _before_forced_exit(self) -> None:
         self.before_forced_exit()

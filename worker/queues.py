@@ -192,7 +192,10 @@ class DeleteBatcher:
 
     A message is handed over only once its output and accounting are durable,
     so holding its delete for a few seconds can cost, at worst, a harmless
-    redelivery; it saves nearly one request per chunk.
+    redelivery; it saves nearly one request per chunk. No delete waits longer
+    than `max_age_s`: `flush_if_due` is called a few times a second while the
+    worker runs its next message, since a message whose delete waits past its
+    visibility timeout is delivered again.
     """
 
     def __init__(self, sqs: SQSClient, queue_url: str, *, max_age_s: float) -> None:
@@ -210,6 +213,12 @@ class DeleteBatcher:
                 self.oldest = time.monotonic()
             self.pending.append(receipt_handle)
             due = len(self.pending) >= BATCH or time.monotonic() - self.oldest >= self.max_age_s
+        if due:
+            self.flush()
+
+    def flush_if_due(self) -> None:
+        with self.lock:
+            due = bool(self.pending) and time.monotonic() - self.oldest >= self.max_age_s
         if due:
             self.flush()
 

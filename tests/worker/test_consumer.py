@@ -210,3 +210,47 @@ def test_visibility_is_extended_no_longer_than_max_hold(queues: Queues) -> None:
     # Extended once, at about 1 s (held less than 1.5 s), to about 4 s; not
     # again: by 5 s it is back in the queue while the work still runs.
     assert seen == [(0, 1), (1, 0)]
+
+
+def _received(queues: Queues, times: int) -> tuple[Delivery, str]:
+    """The queue's one message, received `times` times (all but the last
+    handed straight back)."""
+    for n in range(1, times + 1):
+        (m,) = queues.sqs.receive_message(
+            QueueUrl=queues.url,
+            AttributeNames=["ApproximateReceiveCount"],
+            VisibilityTimeout=0 if n < times else VISIBILITY_S,
+        )["Messages"]
+    receives = int(m["Attributes"]["ApproximateReceiveCount"])
+    assert receives == times
+    return Delivery(m["MessageId"], m["Body"], receives, False), m["ReceiptHandle"]
+
+
+def test_a_first_delivery_done_is_deleted_in_a_batch_sent_within_its_age(
+    queues: Queues,
+) -> None:
+    queues.send("x")
+    delivery, receipt = _received(queues, 1)
+    c = consumer(queues, Scripted(lambda d: Delete()))
+    c.act(Delete(), delivery, receipt)
+    assert queues.depth() == (0, 1)  # waiting for more deletes to share a call
+    # The keepalive's tick, while the worker runs its next message, sends it
+    # once it has waited its batch's age: never near the visibility timeout.
+    c._tick(True)
+    assert queues.depth() == (0, 1)
+    assert c.deletes.max_age_s <= VISIBILITY_S / 4
+    time.sleep(c.deletes.max_age_s + 0.1)
+    c._tick(True)
+    assert queues.depth() == (0, 0)
+
+
+def test_a_redelivered_message_done_is_deleted_at_once(queues: Queues) -> None:
+    """A worker killed with a finished chunk's delete pending leaves it to be
+    delivered again; that delivery must not wait in a batch, or a second kill
+    spends another of its receives and a healthy chunk nears its DLQ."""
+    queues.send("x")
+    delivery, receipt = _received(queues, 2)
+    c = consumer(queues, Scripted(lambda d: Delete("duplicate")))
+    c.act(Delete("duplicate"), delivery, receipt)
+    assert queues.depth() == (0, 0)
+    assert not c.deletes.pending
