@@ -49,10 +49,20 @@ LOCAL_RECEIVE_WAIT_S = 1
 LOCAL_STOP_TIMEOUT_S = 30.0
 # How often the local fleet looks at its queues (CloudWatch: once a minute).
 LOCAL_POLL_S = 0.25
+# The local queues' visibility timeout. The heartbeat extends the message in
+# hand every 2 s, so this bounds only how long a killed worker's chunk stays
+# hidden; the deployed default (30 s) waits for a host that is merely slow.
+LOCAL_VISIBILITY_TIMEOUT_S = 6
 
 
 class LocalError(OperationalError):
     pass
+
+
+def local_settings() -> cfg.Settings:
+    """cdk.json's settings, as the stack builds them, with the local queues'
+    visibility timeout."""
+    return cfg.load().with_overrides(visibility_timeout_s=LOCAL_VISIBILITY_TIMEOUT_S)
 
 
 @dataclass
@@ -73,7 +83,7 @@ class LocalOptions:
 class LocalDrover:
     def __init__(self, options: LocalOptions | None = None) -> None:
         self.options = options or LocalOptions()
-        self.settings = self.options.settings or cfg.load()
+        self.settings = self.options.settings or local_settings()
         self.log_dir = self.options.log_dir or drover_home() / "logs"
         self.aws = EmbeddedProcess(
             port=self.options.port, log_path=self.log_dir / "embedded-aws.log"

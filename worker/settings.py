@@ -105,7 +105,10 @@ class Settings:
     worker_memory_mib: int = 2048
     use_spot: bool = False
     max_receive_count: int = 5
-    visibility_timeout_s: int = 300
+    # How long a message stays hidden after a receive. The worker's heartbeat
+    # extends the message in hand every third of it, so this bounds only how
+    # long a dead worker's message waits before another worker takes it.
+    visibility_timeout_s: int = 30
     receive_wait_s: int = 20
     # Messages one receive may take. One keeps the fleet balanced when chunks
     # are few and large; deletes are batched instead (see worker.queues.DeleteBatcher).

@@ -242,9 +242,9 @@ def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
 
 
 def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
-    from submit.local import LocalDrover, LocalOptions
+    from submit.local import LocalDrover, LocalOptions, local_settings
 
-    settings = cfg.load()  # a bad cdk.json stops the run before anything starts
+    settings = local_settings()  # a bad cdk.json stops the run before anything starts
     watch = render.Stopwatch()
     print(
         f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
