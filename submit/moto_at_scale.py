@@ -9,7 +9,11 @@ few hundred chunks never notices; one of thousands spends its time there,
 and every call grows with the queue or the table: before these patches,
 on this project's machine, a 2,000-chunk job took 50 s to queue and 320 s
 to run (a receive cost 50 ms with 1,000 messages queued, 214 ms with
-4,000; a transaction 32 ms with 1,000 items, 155 ms with 4,000).
+4,000; a transaction 32 ms with 1,000 items, 155 ms with 4,000). With
+them, each of those calls costs about the same at 20,000 as at 1,000
+(a receive 1.1 to 1.4 ms, a transaction 1.7 ms), the 2,000-chunk job
+runs in 37 s and a 20,000-chunk one in under five minutes (README,
+"Benchmarks").
 
 Each patch keeps what the call answers, its errors and its effects, and
 changes only how much it walks:
