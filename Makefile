@@ -57,8 +57,9 @@ simulate: synth
 
 # Drover beside the reference one-liner, GNU tools and mrjob on one generated
 # 256 MiB corpus (README.md, "Benchmarks"). Tables and plot go to bench/out,
-# and for the README to bench/results. `make bench BENCH_ARGS=--quick` runs a
-# 16 MiB version in a minute or two. mrjob and matplotlib are installed into
+# and for the README to bench/results, with a scale run of 20,000 chunks.
+# `make bench BENCH_ARGS=--quick` runs a 16 MiB version (2,000 chunks) in a
+# few minutes. mrjob and matplotlib are installed into
 # the benchmark's own bench/.venv on first use.
 bench: $(STAMP)
 	$(PY) -m bench --publish bench/results $(BENCH_ARGS)

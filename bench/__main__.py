@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import env, report, suite
+from bench import env, report, scale, suite
 
 BENCH_DIR = Path(__file__).resolve().parent
 QUICK_SIZE_MB = 16
@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the many-small-files corpus (the standard library's text, ~150 MB)",
     )
+    parser.add_argument(
+        "--scale-chunks",
+        type=int,
+        help=f"chunks of the scale run (default {scale.SCALE_CHUNKS}, "
+        f"{scale.QUICK_SCALE_CHUNKS} with --quick; 0 skips it)",
+    )
     args = parser.parse_args(argv)
     size_mb = args.size_mb or (QUICK_SIZE_MB if args.quick else DEFAULT_SIZE_MB)
     out = args.out.resolve()
@@ -66,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
             mrjob=not args.no_mrjob,
             memory=not args.no_memory,
             small_files=not args.no_small_files,
+            scale_chunks=(
+                args.scale_chunks
+                if args.scale_chunks is not None
+                else scale.QUICK_SCALE_CHUNKS
+                if args.quick
+                else scale.SCALE_CHUNKS
+            ),
         )
     )
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -90,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in artifacts:
             shutil.copyfile(path, args.publish / path.name)
     print(text)
-    checked = results["wordcount"] + results["grep"] + results["small_files"]
+    checked = results["wordcount"] + results["grep"] + results["small_files"] + results["scale"]
     failed = [r["label"] for r in checked if not r["same"]]
     if failed:
         print("bench: results differ from the reference: " + ", ".join(failed), file=sys.stderr)

@@ -37,6 +37,8 @@ class ProcessUsage:
     transaction_items: int
     cpu_s: float
     max_rss_kib: int
+    # Operation -> (first request's start, last answer), epoch seconds.
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> ProcessUsage:
@@ -49,6 +51,7 @@ class ProcessUsage:
             transaction_items=sum(report.get("transaction_items", {}).values()),
             cpu_s=report["cpu_s"],
             max_rss_kib=report["max_rss_kib"],
+            spans={k: (v[0], v[1]) for k, v in report.get("spans", {}).items()},
         )
 
 
@@ -93,6 +96,19 @@ class DroverRun:
                 n for k, n in p.requests.items() if not (p.role == "submit" and k in LOCAL_ONLY)
             )
         return out
+
+    @property
+    def enqueue_s(self) -> float | None:
+        """How long the CLI took to queue the chunk messages: from its first
+        SendMessageBatch to the answer of its last."""
+        spans = [
+            p.spans["sqs.SendMessageBatch"]
+            for p in self._of("submit")
+            if "sqs.SendMessageBatch" in p.spans
+        ]
+        if not spans:
+            return None
+        return max(end for _, end in spans) - min(start for start, _ in spans)
 
     @property
     def requests_per_chunk(self) -> float:

@@ -102,6 +102,37 @@ def _memory_table(memory: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def scale_table(rows: Sequence[dict[str, Any]]) -> str:
+    def opt(x: float | None, fmt: str) -> str:
+        return "—" if x is None else format(x, fmt)
+
+    return _table(
+        [
+            "run",
+            "chunks",
+            "queueing s",
+            "enqueue msgs/s",
+            "job s",
+            "chunks/s",
+            "to result s",
+            "result",
+        ],
+        [
+            [
+                r["label"],
+                f"{r['chunks']:,}",
+                opt(r["enqueue_s"], ".1f"),
+                opt(r["enqueue_msgs_s"], ",.0f"),
+                f"{r['job_s']:.1f}",
+                opt(r["chunks_s"], ".0f"),
+                f"{r['seconds']:.1f}",
+                "identical" if r["same"] else "DIFFERS",
+            ]
+            for r in rows
+        ],
+    )
+
+
 def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(target, measured, holds) for each of the issue's targets that this
     run measured."""
@@ -248,6 +279,18 @@ def markdown(results: dict[str, Any]) -> str:
             "default chunk size and the default fleet (`run --local` with no options).",
             "",
             _systems_table(results["small_files"]),
+        ]
+    if results.get("scale"):
+        parts += [
+            "",
+            "## Scale",
+            "",
+            "One job of many 1 KiB chunks through the default local fleet: what grows with "
+            "the number of chunks, not of bytes. Queueing runs from the CLI's first "
+            "SendMessageBatch to the answer of its last; the job from its creation to its "
+            "finish; to result from the command's start to the result on disk.",
+            "",
+            scale_table(results["scale"]),
         ]
     if results["memory"]:
         parts += [

@@ -15,7 +15,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import drover, env, systems
+from bench import drover, env, scale, systems
 from bench.corpus import Corpus, CorpusSpec, ascii_copy, generate, stdlib_corpus
 from worker import settings as cfg
 
@@ -43,6 +43,7 @@ class Options:
     mrjob: bool = True
     memory: bool = True
     small_files: bool = True
+    scale_chunks: int = scale.SCALE_CHUNKS  # 0: no scale run
 
 
 def _log(message: str) -> None:
@@ -253,6 +254,10 @@ def run(options: Options) -> dict[str, Any]:
     if options.memory:
         memory = _memory_runs(options, spec, corpora, runs, settings, drover_runs)
 
+    scale_rows: list[dict[str, Any]] = []
+    if options.scale_chunks:
+        scale_rows = [_scale(options, corpora, runs, settings, drover_runs)]
+
     return {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -273,6 +278,7 @@ def run(options: Options) -> dict[str, Any]:
         "memory": memory,
         "small_files": small_rows,
         "small_corpus": small_info,
+        "scale": scale_rows,
     }
 
 
@@ -405,3 +411,19 @@ def _memory_runs(
             }
         )
     return memory
+
+
+def _scale(
+    options: Options,
+    corpora: Path,
+    runs: Path,
+    settings: cfg.Settings,
+    drover_runs: dict[str, Any],
+) -> dict[str, Any]:
+    _log(f"scale: a job of {options.scale_chunks:,} chunks")
+    r, same = scale.run(
+        chunks=options.scale_chunks, seed=options.seed + 2, corpora=corpora, work_dir=runs / "scale"
+    )
+    row = scale.row(r, same=same)
+    drover_runs["scale"] = _drover_summary(r, settings, f"scale: {row['label']}")
+    return row

@@ -5,7 +5,9 @@ CLI, the embedded AWS, each worker) through `bench/inject/sitecustomize.py`
 and DROVER_REQUEST_LOG, a directory: every botocore client the process makes
 counts its HTTP requests (retries included, as AWS bills them) per service
 and operation, through botocore's `before-send` event, and the items of its
-DynamoDB transactions (each costs two write units); at exit the process
+DynamoDB transactions (each costs two write units), and per operation the
+wall-clock span from the first request's start to the last one's answer
+(how long the CLI took to queue a job's messages); at exit the process
 writes them, with its CPU seconds and peak resident memory, to
 `<directory>/<pid>.json`. Production code knows nothing of it.
 """
@@ -18,6 +20,7 @@ import os
 import resource
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ ENV_REQUEST_LOG = "DROVER_REQUEST_LOG"
 
 _requests: Counter[str] = Counter()
 _transaction_items: Counter[str] = Counter()
+# Operation -> [first request's start, last answer], in epoch seconds.
+_spans: dict[str, list[float]] = {}
 # s3transfer sends from several threads.
 _lock = threading.Lock()
 _registered = False
@@ -34,8 +39,20 @@ _registered = False
 def _count(event_name: str, **kwargs: Any) -> None:
     # before-send.<service>.<Operation>
     _, service, operation = event_name.split(".", 2)
+    now = time.time()
     with _lock:
         _requests[f"{service}.{operation}"] += 1
+        _spans.setdefault(f"{service}.{operation}", [now, now])
+
+
+def _answered(event_name: str, **kwargs: Any) -> None:
+    # after-call.<service>.<Operation>
+    _, service, operation = event_name.split(".", 2)
+    now = time.time()
+    with _lock:
+        span = _spans.get(f"{service}.{operation}")
+        if span is not None:
+            span[1] = max(span[1], now)
 
 
 def _count_items(event_name: str, params: dict[str, Any], **kwargs: Any) -> None:
@@ -47,6 +64,7 @@ def _count_items(event_name: str, params: dict[str, Any], **kwargs: Any) -> None
 def watch(client: Any) -> Any:
     """Count the client's requests."""
     client.meta.events.register("before-send", _count)
+    client.meta.events.register("after-call", _answered)
     client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", _count_items)
     return client
 
@@ -89,11 +107,13 @@ def write_report(directory: Path) -> Path:
     with _lock:
         requests = dict(_requests)
         items = dict(_transaction_items)
+        spans = {k: list(v) for k, v in _spans.items()}
     report = {
         "pid": os.getpid(),
         "argv": sys.argv,
         "requests": requests,
         "transaction_items": items,
+        "spans": spans,
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "max_rss_kib": peak_rss_kib(),
     }

@@ -1,7 +1,10 @@
 """What a job cost on AWS, estimated from what its workers recorded.
 
 Each chunk and partition item records the seconds its worker spent on it
-(`map_seconds`, `reduce_seconds`). Their sum is the job's busy task-seconds,
+(`map_seconds`, `reduce_seconds`), and the completion that counts it adds
+them to the job item's sums (worker.ledger.Work), which is where they are
+read; a job created before the job item kept them has its items read
+instead (`work_of`). Their sum is the job's busy task-seconds,
 priced at the deployed task size (the stack's TaskCpu and TaskMemoryMiB
 outputs; locally, cdk.json's) on Fargate and on Fargate Spot, plus each
 task's public IPv4 address for those seconds, plus the requests the
@@ -21,7 +24,7 @@ from typing import Any
 
 from worker import prices
 from worker import settings as cfg
-from worker.ledger import ItemRecord, ItemState
+from worker.ledger import ItemRecord, ItemState, Work
 
 LEAVES_OUT = (
     "leaves out the fleets' idle tails before scale-in, Fargate's one-minute minimum "
@@ -87,20 +90,20 @@ class JobCost:
         }
 
 
-def busy_seconds(items: Iterable[ItemRecord]) -> tuple[float, int, int]:
-    """Task-seconds of a job's done items, and how many chunks and
-    partitions were done."""
-    seconds, chunks, partitions = 0.0, 0, 0
+def work_of(items: Iterable[ItemRecord]) -> Work:
+    """The Work of a job's done items: what its job item sums as they
+    complete, summed from the items themselves."""
+    map_s, chunks, reduce_s, partitions = 0.0, 0, 0.0, 0
     for item in items:
         if item.state is not ItemState.DONE:
             continue
         if item.map_seconds is not None:
-            seconds += item.map_seconds
+            map_s += item.map_seconds
             chunks += 1
         if item.reduce_seconds is not None:
-            seconds += item.reduce_seconds
+            reduce_s += item.reduce_seconds
             partitions += 1
-    return seconds, chunks, partitions
+    return Work(map_s=map_s, chunks=chunks, reduce_s=reduce_s, partitions=partitions)
 
 
 def requests_usd(*, task_s: float, chunks: int, partitions: int) -> float:
@@ -119,10 +122,8 @@ def requests_usd(*, task_s: float, chunks: int, partitions: int) -> float:
     )
 
 
-def estimate(
-    items: Iterable[ItemRecord], *, cpu_units: int, memory_mib: int, local: bool
-) -> JobCost:
-    task_s, chunks, partitions = busy_seconds(items)
+def estimate(work: Work, *, cpu_units: int, memory_mib: int, local: bool) -> JobCost:
+    task_s, chunks, partitions = work.task_s, work.chunks, work.partitions
     vcpu, memory_gb = cpu_units / 1024, memory_mib / 1024
     task_hours = task_s / 3600
     compute = task_hours * prices.fargate_task_hour_usd(vcpu=vcpu, memory_gb=memory_gb)

@@ -6,7 +6,8 @@ and queues created from the same settings as the deployed stack.
 submit.embedded`, which is what local mode uses: the server's request
 handling (every SQS poll, DynamoDB write and S3 object of a job) then has
 its own interpreter and lock, not the submitting one's, whose CLI meanwhile
-finds the inputs, plans the chunks and follows the job. The process tells
+finds the inputs, plans the chunks and follows the job; and moto is patched
+there for jobs of thousands of chunks (submit.moto_at_scale). The process tells
 its port on standard output once it serves, and exits when its standard
 input closes: when the process that started it stops it or dies, however
 it dies. Its state lives in memory only, so it exits at once, with no
@@ -32,6 +33,7 @@ from typing import IO, Any
 
 import boto3
 
+from submit import moto_at_scale
 from submit.fleet import python_path
 from submit.resources import Resources
 from worker import names
@@ -262,6 +264,10 @@ def serve(port: int) -> int:
     # A Ctrl-C reaches the whole process group: the process that started
     # this one decides when it stops, after its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # This process is the embedded AWS and nothing else: moto's walks over
+    # every message and item are cut down here, for jobs of thousands of
+    # chunks, and nowhere else.
+    moto_at_scale.apply()
     aws = EmbeddedAWS(port=port)
     aws.start(reset=False)
     sys.stdout.write(json.dumps({"port": aws.port}) + "\n")

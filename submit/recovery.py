@@ -26,6 +26,7 @@ from typing import Any
 
 from submit import dlq
 from submit.clients import Clients
+from submit.enqueue import send_concurrently
 from submit.errors import OperationalError
 from submit.lost_work import record_held
 from submit.resources import Resources
@@ -34,7 +35,6 @@ from worker.ecs import Wake
 from worker.jobs import get_job
 from worker.ledger import ItemKey, JobRecord, JobState, Phase
 from worker.ledger.admin import Admin, RetryPlan
-from worker.queues import send_batches
 from worker.steps import start_next_step, stored_plan
 from worker.triggers import trigger_reduce
 
@@ -120,8 +120,8 @@ def _send_chunks(
         tasks = stored_plan(clients.s3, job)
     except storage.MissingObject as e:
         raise OperationalError(str(e)) from e
-    bodies = (json.dumps(tasks[c], separators=(",", ":")) for c in chunks)
-    send_batches(clients.sqs, resources.map_queue_url, bodies)
+    bodies = [json.dumps(tasks[c], separators=(",", ":")) for c in chunks]
+    send_concurrently(clients.sqs, resources.map_queue_url, bodies)
 
 
 @contextmanager

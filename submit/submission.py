@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.s3.transfer import TransferConfig
 
 from submit.clients import Clients
+from submit.enqueue import send_concurrently
 from submit.errors import UsageError
 from submit.resources import Resources
 from submit.splitting import (
@@ -43,7 +44,6 @@ from worker.ecs import Wake
 from worker.jobs import get_job
 from worker.ledger import Phase
 from worker.messages import MapTask, to_json
-from worker.queues import send_batches
 from worker.triggers import trigger_reduce
 
 if TYPE_CHECKING:
@@ -218,6 +218,9 @@ def submit_job(
     Local inputs are read in place when the target is the embedded AWS
     (`resources.local`), uploaded otherwise (see the module's docstring).
     `files`, if given, are the inputs as `discover` already found them.
+    `progress(phase, done, total)` follows the upload ("upload", in bytes)
+    and the queueing ("queue", in messages, several batches at once: see
+    submit.enqueue).
 
     Once its messages are queued, `wake(fleet, need)` asks for the workers (a
     map worker per chunk, or a reducer per partition for a job of no chunks)
@@ -287,7 +290,14 @@ def submit_job(
         chunk_size_bytes=chunk_size_bytes,
     )
     if tasks:
-        send_batches(clients.sqs, resources.map_queue_url, (to_json(t) for t in tasks))
+
+        def queued(sent: int, total: int) -> None:
+            if progress:
+                progress("queue", sent, total)
+
+        send_concurrently(
+            clients.sqs, resources.map_queue_url, [to_json(t) for t in tasks], progress=queued
+        )
         if wake is not None:
             wake(Phase.MAP, len(tasks))
     else:

@@ -45,7 +45,7 @@ class JobStatus:
     summary: dict[str, Any] | None = None
     error: str | None = None
     failed_chunks: list[dict[str, Any]] = field(default_factory=list)
-    # Estimated from the items' recorded seconds; read with the details.
+    # Estimated from the workers' recorded seconds; read with the details.
     cost: JobCost | None = None
 
     @property
@@ -112,27 +112,31 @@ def status_of(record: JobRecord, failed_items: list[dict[str, Any]] | None = Non
 def job_status(
     clients: Clients, resources: Resources, job_id: str, *, details: bool = True
 ) -> JobStatus:
-    """The job's status; with `details`, its items are read too: its failed
-    chunks, and its estimated cost."""
+    """The job's status; with `details`, its estimated cost and its failed
+    chunks too.
+
+    The cost comes from the sums on the job item (worker.ledger.Work), so
+    a status costs one read whatever the job's size. The chunk items are
+    read only for a job that has failed chunks, or has failed, to list
+    them; and for a job created before the job item kept those sums, to
+    add up its work."""
     ledger = clients.ledger(resources)
     record = ledger.require(job_id)
     if not details:
         return status_of(record)
-    items = step_items(ledger, record)
-    failed = [
-        {
-            "chunk": item.key.number,
-            "attempts": item.attempts,
-            "last_error": item.last_error,
-            "worker": item.worker,
-        }
-        for item in items
-        if item.key.phase is Phase.MAP
-        and item.key.step == record.step
-        and item.state is ItemState.FAILED
-    ]
+    failed = None
+    if record.failed_chunks or record.state is JobState.FAILED:
+        failed = [
+            {
+                "chunk": item.key.number,
+                "attempts": item.attempts,
+                "last_error": item.last_error,
+                "worker": item.worker,
+            }
+            for item in ledger.items(job_id, Phase.MAP, ItemState.FAILED, step=record.step)
+        ]
     status = status_of(record, failed)
-    status.cost = _estimate(items, resources)
+    status.cost = job_cost(ledger, resources, record)
     return status
 
 
@@ -147,17 +151,16 @@ def step_items(ledger: Admin, record: JobRecord) -> list[ItemRecord]:
     ]
 
 
-def _estimate(items: list[ItemRecord], resources: Resources) -> JobCost:
+def job_cost(ledger: Admin, resources: Resources, record: JobRecord) -> JobCost:
+    """The job's estimated cost, from its job item's sums; from its items
+    for a job created before the job item kept them."""
+    work = record.work if record.work is not None else cost.work_of(step_items(ledger, record))
     return cost.estimate(
-        items,
+        work,
         cpu_units=resources.task_cpu,
         memory_mib=resources.task_memory_mib,
         local=resources.local,
     )
-
-
-def job_cost(ledger: Admin, resources: Resources, record: JobRecord) -> JobCost:
-    return _estimate(step_items(ledger, record), resources)
 
 
 def wait_for(
@@ -225,8 +228,9 @@ def write_result(result: Any, path: Path) -> None:
 def list_jobs(
     clients: Clients, resources: Resources, limit: int = 20, *, costs: bool = False
 ) -> list[dict[str, Any]]:
-    """Recent jobs, newest first; with `costs`, each one's estimated cost
-    (two queries for each step of a job)."""
+    """Recent jobs, newest first; with `costs`, each one's estimated cost,
+    from its job item (its items are read only for a job created before
+    the job item kept the sums the estimate needs)."""
     ledger = clients.ledger(resources)
     rows = []
     for r in ledger.list_jobs(limit):

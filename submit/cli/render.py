@@ -144,6 +144,19 @@ class JobProgress:
                 rate="",
             )
 
+    def queue(self, sent: int, total: int) -> None:
+        if self.live and total:
+            progress, task = self._bar()
+            progress.update(
+                task,
+                description="queueing",
+                completed=sent,
+                total=total,
+                what="chunk messages",
+                state="",
+                rate="",
+            )
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()

@@ -214,7 +214,9 @@ def _submit(
             include=args.include,
             exclude=args.exclude,
             wake=target.wake,
-            progress=lambda phase, sent, total: progress.upload(sent, total),
+            progress=lambda phase, done, total: (
+                progress.queue(done, total) if phase == "queue" else progress.upload(done, total)
+            ),
             files=files,
         )
     finally:

@@ -62,7 +62,18 @@ def test_cost_of_an_hour_of_one_busy_task() -> None:
 
 
 def test_a_quick_run_measures_and_checks_every_system(tmp_path: Path) -> None:
-    code = main(["--size-mb", "1", "--no-mrjob", "--no-plot", "--out", str(tmp_path)])
+    code = main(
+        [
+            "--size-mb",
+            "1",
+            "--no-mrjob",
+            "--no-plot",
+            "--scale-chunks",
+            "200",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     results = json.loads((tmp_path / "results.json").read_text())
     rows = results["wordcount"] + results["grep"]
@@ -81,5 +92,10 @@ def test_a_quick_run_measures_and_checks_every_system(tmp_path: Path) -> None:
     tenth, tenfold, _ = results["memory"]
     assert tenfold["chunks"] == 10 * tenth["chunks"]
     assert tenfold["distinct_keys"] == tenth["distinct_keys"]
+    # The scale row: a job of as many chunks as asked, queued and run.
+    (scale,) = results["scale"]
+    assert abs(scale["chunks"] - 200) <= 1 and scale["same"]
+    assert scale["enqueue_msgs_s"] > 0 and scale["seconds"] > scale["job_s"] > 0
     text = (tmp_path / "results.md").read_text()
+    assert "## Scale" in text
     assert "## Targets" in text and "| (b) Drover map kernel, 1 process |" in text

@@ -21,6 +21,7 @@ from worker.ledger.model import (
     JobState,
     Phase,
     UnknownJob,
+    Work,
 )
 from worker.ledger.table import Table, TransientLedgerError
 
@@ -39,6 +40,7 @@ __all__ = [
     "Phase",
     "TransientLedgerError",
     "UnknownJob",
+    "Work",
 ]
 
 # Chunk and partition items expire by DynamoDB's TTL this long after their

@@ -25,6 +25,7 @@ from worker.ledger import Ledger
 from worker.ledger.failures import WORKER_LOST
 from worker.ledger.model import (
     JOB_SK,
+    WORK_TALLIED,
     ItemKey,
     ItemRecord,
     ItemState,
@@ -115,6 +116,13 @@ class Admin(Ledger):
             "step_partitions": step_partitions,
             "chunk_size_bytes": chunk_size_bytes,
             "updated_at": created,
+            # What the workers spend, summed as they complete (model.Work).
+            WORK_TALLIED: True,
+            **{
+                name: 0
+                for phase in Phase
+                for name in (phase.counting.work_seconds, phase.counting.work_items)
+            },
         }
         if not self.table.put(
             item,

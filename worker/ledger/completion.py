@@ -24,6 +24,11 @@ nothing of it done yet asks its caller to send that step's chunks again
 (RETRIGGER): the reducer that moved the job on may have died before it
 sent them, and a chunk sent twice is counted once.
 
+The update that counts an item also adds the seconds its worker spent
+to the job's running sums (model.Work), in the same transaction, so a
+chunk's seconds are summed exactly when it is counted: a job's cost is
+read from the job item alone, however many chunks it has.
+
 A job with failed chunks counts differently (see failures.py): the plain
 counting transaction holds only while the job has no failed chunk, so on a
 job with failures each completion takes the slow path, which counts and then
@@ -72,6 +77,17 @@ class Outcome(enum.Enum):
         return self in (Outcome.LAST, Outcome.RETRIGGER)
 
 
+def _add_work(phase: Phase, seconds: float | None, values: dict[str, Any]) -> str:
+    """The ADD clauses that sum a counted item's seconds into the job's
+    Work (model.Work), with their values put in `values`; none for an item
+    that recorded no seconds."""
+    if seconds is None:
+        return ""
+    c = phase.counting
+    values[":work_s"] = seconds
+    return f", {c.work_seconds} :work_s, {c.work_items} :one"
+
+
 class Completions:
     def __init__(self, table: Table, failures: Failures) -> None:
         self.table = table
@@ -90,8 +106,9 @@ class Completions:
         put = self._put_unless_done(item)
         phase = key.phase
         counting = phase.counting
+        seconds = fields.get(counting.seconds_field)
         for attempt in range(CONFLICT_ATTEMPTS):
-            reasons = self.table.transact([put, self._count(job_id, key, last=False)])
+            reasons = self.table.transact([put, self._count(job_id, key, seconds, last=False)])
             if reasons is None:
                 return Outcome.COUNTED
             if reasons[0] == "ConditionalCheckFailed":
@@ -115,13 +132,13 @@ class Completions:
                 and job.failed_chunks
                 and job.counted(phase) < job.needed(phase) - 1
             ):
-                if self._count_with_failures(job_id, key, put):
+                if self._count_with_failures(job_id, key, seconds, put):
                     return Outcome.COUNTED
                 backoff(attempt)
                 continue
             if job.counted(phase) != job.needed(phase) - 1:
                 continue
-            if self.table.transact([put, self._count(job_id, key, last=True)]) is None:
+            if self.table.transact([put, self._count(job_id, key, seconds, last=True)]) is None:
                 return Outcome.LAST
             backoff(attempt)
         raise TransientLedgerError(f"job {job_id} {key}: too many conflicting writes")
@@ -137,13 +154,17 @@ class Completions:
             }
         }
 
-    def _count(self, job_id: str, key: ItemKey, *, last: bool) -> dict[str, Any]:
+    def _count(
+        self, job_id: str, key: ItemKey, seconds: float | None, *, last: bool
+    ) -> dict[str, Any]:
         """Add one to the phase's counter: below its last value normally; at
-        exactly the last value, moving the job on, for the completing one."""
+        exactly the last value, moving the job on, for the completing one.
+        The item's seconds are added to the job's Work with it."""
         phase = key.phase
         c = phase.counting
         open_in, values = placeholders("open", tuple(c.open_states))
         values.update({":one": 1, ":now": now_iso(), ":step": key.step})
+        add_work = _add_work(phase, seconds, values)
         # Finalizing a job (its summary, its result) is the caller's step, so
         # the last partition leaves the job REDUCING too.
         values[":next"] = (c.complete_state if last else c.counting_state).value
@@ -157,7 +178,9 @@ class Completions:
             "Update": {
                 "TableName": self.table.name,
                 "Key": self.table.key(job_id, JOB_SK),
-                "UpdateExpression": f"ADD #c :one SET #s = :next, updated_at = :now{extra}",
+                "UpdateExpression": (
+                    f"ADD #c :one{add_work} SET #s = :next, updated_at = :now{extra}"
+                ),
                 "ConditionExpression": condition,
                 "ExpressionAttributeNames": {
                     "#c": c.counter,
@@ -169,7 +192,9 @@ class Completions:
             }
         }
 
-    def _count_with_failures(self, job_id: str, key: ItemKey, put: dict[str, Any]) -> bool:
+    def _count_with_failures(
+        self, job_id: str, key: ItemKey, seconds: float | None, put: dict[str, Any]
+    ) -> bool:
         """Count a chunk of a job that has failed chunks, then fail the job if
         that leaves nothing but failures. False if the transaction did not go
         through: the caller's next attempt finds out why (a duplicate, the
@@ -178,11 +203,12 @@ class Completions:
         values.update(
             {":one": 1, ":now": now_iso(), ":running": JobState.RUNNING.value, ":step": key.step}
         )
+        add_work = _add_work(Phase.MAP, seconds, values)
         update = {
             "Update": {
                 "TableName": self.table.name,
                 "Key": self.table.key(job_id, JOB_SK),
-                "UpdateExpression": "ADD done :one SET #s = :running, updated_at = :now",
+                "UpdateExpression": f"ADD done :one{add_work} SET #s = :running, updated_at = :now",
                 "ConditionExpression": (
                     f"#s IN ({open_in}) AND {_SAME_STEP} AND done < expected_minus_one"
                 ),

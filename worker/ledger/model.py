@@ -99,6 +99,11 @@ class _Counting:
     open_states: tuple[JobState, ...]
     counting_state: JobState
     complete_state: JobState
+    # The item field with the seconds its worker spent; the job's running
+    # sums of them and of the items that had them, over every step (Work).
+    seconds_field: str
+    work_seconds: str
+    work_items: str
 
 
 class Phase(enum.StrEnum):
@@ -129,6 +134,9 @@ _COUNTING = {
         open_states=(JobState.PENDING, JobState.RUNNING),
         counting_state=JobState.RUNNING,
         complete_state=JobState.REDUCING,
+        seconds_field="map_seconds",
+        work_seconds="work_map_s",
+        work_items="work_chunks",
     ),
     Phase.REDUCE: _Counting(
         noun="partition",
@@ -140,8 +148,45 @@ _COUNTING = {
         open_states=(JobState.REDUCING,),
         counting_state=JobState.REDUCING,
         complete_state=JobState.REDUCING,
+        seconds_field="reduce_seconds",
+        work_seconds="work_reduce_s",
+        work_items="work_partitions",
     ),
 }
+
+# Set on a job item created with its Work sums at zero: a job created
+# before they existed has no such sums to trust, even if completions
+# since have added to them.
+WORK_TALLIED = "work_tallied"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a job's workers spent on it, summed on the job item by the
+    completions that counted its chunks and partitions (completion.py):
+    the seconds and the number of the chunks and partitions that recorded
+    theirs, over every step."""
+
+    map_s: float = 0.0
+    chunks: int = 0
+    reduce_s: float = 0.0
+    partitions: int = 0
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Work | None:
+        if not item.get(WORK_TALLIED):
+            return None
+        m, r = _COUNTING[Phase.MAP], _COUNTING[Phase.REDUCE]
+        return cls(
+            map_s=float(item.get(m.work_seconds, 0)),
+            chunks=int(item.get(m.work_items, 0)),
+            reduce_s=float(item.get(r.work_seconds, 0)),
+            partitions=int(item.get(r.work_items, 0)),
+        )
+
+    @property
+    def task_s(self) -> float:
+        return self.map_s + self.reduce_s
 
 
 @dataclass(frozen=True, order=True)
@@ -218,6 +263,8 @@ class JobRecord:
     error: str | None = None
     summary: dict[str, Any] | None = None
     result_prefix: str | None = None
+    # None for a job created before the job item kept these sums.
+    work: Work | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> JobRecord:
@@ -247,6 +294,7 @@ class JobRecord:
             error=item.get("error"),
             summary=item.get("summary"),
             result_prefix=item.get("result_prefix"),
+            work=Work.from_item(item),
         )
 
     def counted(self, phase: Phase) -> int:
