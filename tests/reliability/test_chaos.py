@@ -22,8 +22,9 @@ from worker.ledger import ItemState, Phase
 
 CHAOS_S = 60.0
 AFTER_CHAOS_S = 120.0
-# Enough chunks of 512 bytes to keep two workers busy for the whole minute.
-CORPUS_FILES = 20
+# Enough chunks of 512 bytes (about 2,000) to keep two workers busy for the
+# whole minute, with some to spare.
+CORPUS_FILES = 72
 
 
 class Killer:
