@@ -117,15 +117,16 @@ def job_status(
 
     The cost comes from the sums on the job item (worker.ledger.Work), so
     a status costs one read whatever the job's size. The chunk items are
-    read only for a job that has failed chunks, or has failed, to list
-    them; and for a job created before the job item kept those sums, to
-    add up its work."""
+    read only for a job that has failed chunks, has failed or was
+    cancelled (a chunk that fails after the cancel is not counted on the
+    job item), to list them; and for a job created before the job item
+    kept those sums, to add up its work."""
     ledger = clients.ledger(resources)
     record = ledger.require(job_id)
     if not details:
         return status_of(record)
     failed = None
-    if record.failed_chunks or record.state is JobState.FAILED:
+    if record.failed_chunks or record.state in (JobState.FAILED, JobState.CANCELLED):
         failed = [
             {
                 "chunk": item.key.number,

@@ -120,6 +120,32 @@ def test_a_job_with_failed_chunks_lists_them(
     assert status.cost is not None and status.cost.task_s == pytest.approx(8 * 0.5)
 
 
+def test_a_cancelled_job_lists_a_chunk_that_failed_after_the_cancel(
+    clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    ledger.create_job(
+        job_id="c",
+        job="wordcount",
+        params={},
+        partitions=1,
+        expected=3,
+        bucket="b",
+        inputs=1,
+        input_bytes=300,
+        max_failures=0,
+    )
+    ledger.cancel("c")
+    # A worker that held chunk 1 when the job was cancelled fails on it.
+    ledger.record_failure(
+        "c", ItemKey.chunk(1), attempts=5, error="TimeLimit: 1800 s", worker_id="w", final=True
+    )
+    status = job_status(clients, resources, "c")
+    assert status.state is JobState.CANCELLED
+    assert [(c["chunk"], c["last_error"]) for c in status.failed_chunks] == [
+        (1, "TimeLimit: 1800 s")
+    ]
+
+
 def test_a_job_from_before_the_sums_is_costed_from_its_items(
     clients: Clients, resources: Resources, ledger: Admin
 ) -> None:
