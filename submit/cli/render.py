@@ -132,27 +132,21 @@ class JobProgress:
             )
 
     def upload(self, sent: int, total: int) -> None:
-        if self.live and total:
-            progress, task = self._bar()
-            progress.update(
-                task,
-                description="uploading",
-                completed=sent,
-                total=total,
-                what=f"bytes ({human_bytes(total)})",
-                state="",
-                rate="",
-            )
+        self._stage("uploading", sent, total, f"bytes ({human_bytes(total)})")
 
     def queue(self, sent: int, total: int) -> None:
+        self._stage("queueing", sent, total, "chunk messages")
+
+    def _stage(self, description: str, done: int, total: int, what: str) -> None:
+        """The bar of a stage before the job runs: uploading, queueing."""
         if self.live and total:
             progress, task = self._bar()
             progress.update(
                 task,
-                description="queueing",
-                completed=sent,
+                description=description,
+                completed=done,
                 total=total,
-                what="chunk messages",
+                what=what,
                 state="",
                 rate="",
             )
