@@ -37,9 +37,7 @@ def counting(clients: Clients) -> Iterator[list[str]]:
             client.meta.events.unregister("before-call", count)
 
 
-def finished_job(ledger: Admin, job_id: str, chunks: int, *, failed: int = 0) -> None:
-    """A job of `chunks` chunks, each done in 0.5 s, reduced in 2 s, except
-    `failed` chunks whose last attempt failed."""
+def new_job(ledger: Admin, job_id: str, chunks: int, *, max_failures: int = 0) -> None:
     ledger.create_job(
         job_id=job_id,
         job="wordcount",
@@ -49,8 +47,14 @@ def finished_job(ledger: Admin, job_id: str, chunks: int, *, failed: int = 0) ->
         bucket="b",
         inputs=1,
         input_bytes=chunks * 100,
-        max_failures=failed,
+        max_failures=max_failures,
     )
+
+
+def finished_job(ledger: Admin, job_id: str, chunks: int, *, failed: int = 0) -> None:
+    """A job of `chunks` chunks, each done in 0.5 s, reduced in 2 s, except
+    `failed` chunks whose last attempt failed."""
+    new_job(ledger, job_id, chunks, max_failures=failed)
     for n in range(failed):
         ledger.record_failure(
             job_id, ItemKey.chunk(n), attempts=3, error="ValueError: bad", worker_id="w", final=True
@@ -123,17 +127,7 @@ def test_a_job_with_failed_chunks_lists_them(
 def test_a_cancelled_job_lists_a_chunk_that_failed_after_the_cancel(
     clients: Clients, resources: Resources, ledger: Admin
 ) -> None:
-    ledger.create_job(
-        job_id="c",
-        job="wordcount",
-        params={},
-        partitions=1,
-        expected=3,
-        bucket="b",
-        inputs=1,
-        input_bytes=300,
-        max_failures=0,
-    )
+    new_job(ledger, "c", 3)
     ledger.cancel("c")
     # A worker that held chunk 1 when the job was cancelled fails on it.
     ledger.record_failure(
