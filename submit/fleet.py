@@ -10,7 +10,10 @@ from the shared settings:
   never above the backlog; a pool with enough workers is left alone, so a
   draining pool is never shrunk under its work.
 - Rest: after the backlog has been empty for the idle window while workers
-  ran, the pool goes to zero.
+  ran, the pool goes to zero. A reduce pool counts as idle only while the
+  map queue is empty too: reducers woken early for a job (`run --local`
+  does) wait out its map phase instead of retiring a few seconds into it
+  and being started again, start-up and all, on the job's last stretch.
 
 The cloud evaluates once a minute on CloudWatch metrics; the local fleet
 every `poll_s` on the queue itself, which has none of CloudWatch's gaps and
@@ -144,6 +147,8 @@ class Fleet:
     def step(self) -> None:
         with self._lock:
             now = time.monotonic()
+            # Work still queued for the map fleet is work coming to the reducers.
+            upstream = 0
             for pool in self.pools.values():
                 attrs = self.sqs.get_queue_attributes(
                     QueueUrl=pool.queue_url,
@@ -159,7 +164,7 @@ class Fleet:
                 if backlog == 0 and pool.backlog:
                     self._drained.set()
                 pool.backlog = backlog
-                if backlog == 0:
+                if backlog == 0 and upstream == 0:
                     pool.idle_since = pool.idle_since or now
                     if now - pool.idle_since >= self.idle_s:
                         pool.desired = 0
@@ -168,6 +173,7 @@ class Fleet:
                     if backlog > len(pool.procs):
                         pool.desired = scaling_level(backlog, pool.max_size)
                 self._converge(pool)
+                upstream = backlog if pool.role is Phase.MAP else 0
                 self.history.append(
                     Sample(
                         now - self.started_at, pool.role.value, visible, in_flight, len(pool.procs)

@@ -116,6 +116,29 @@ def test_in_flight_work_keeps_workers_and_an_empty_backlog_releases_them(
     assert fleet.workers(Phase.MAP) == []
 
 
+def test_reducers_woken_early_wait_out_the_map_phase(
+    fleet: Fleet, clients: Clients, resources: Resources
+) -> None:
+    """`run --local` wakes the reducers with the job: they must still be
+    there when the map phase ends, not retired by the idle rule meanwhile
+    and started again on the job's last stretch."""
+    fleet.wake(Phase.REDUCE, 1)
+    send(clients, resources.map_queue_url, 2)
+    held = clients.sqs.receive_message(QueueUrl=resources.map_queue_url)["Messages"][0]
+    for _ in range(3):
+        fleet.step()  # the reduce queue is empty, the map queue is not
+    (reducer,) = fleet.workers(Phase.REDUCE)
+    rest = clients.sqs.receive_message(QueueUrl=resources.map_queue_url, VisibilityTimeout=60)
+    for message in (held, *rest["Messages"]):
+        clients.sqs.delete_message(
+            QueueUrl=resources.map_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
+    fleet.step()
+    fleet.step()  # both queues empty: idle, and the idle window is zero here
+    assert fleet.workers(Phase.REDUCE) == []
+    assert reducer.poll() is not None or reducer in fleet.pools[Phase.REDUCE].retiring
+
+
 def test_a_dead_worker_is_replaced(fleet: Fleet, clients: Clients, resources: Resources) -> None:
     send(clients, resources.map_queue_url, 1)
     fleet.step()
