@@ -43,6 +43,7 @@ Record = tuple[str, Any]
 Source = Callable[[], Iterable[bytes]]
 
 _key = itemgetter(0)
+_value = itemgetter(1)
 
 
 class BadRecord(ValueError):
@@ -130,9 +131,10 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
 
     Block by block rather than record by record: the smallest last key of
     the blocks in hand (the frontier) bounds every key still to come from
-    any run, so all records up to it, in every block in hand, are summed in
-    one dict, sorted once and written out; each round uses up at least one
-    block. Memory stays a block per run and the dict of one round."""
+    any run, so all records up to it, in every block in hand, are sorted
+    together once, summed key by key and written out; each round uses up at
+    least one block. Memory stays a block per run and the records of one
+    round."""
     blocks = [decode_blocks(s()) for s in sources]
     # [records, position, the run's remaining blocks]
     hand: list[list[Any]] = []
@@ -142,14 +144,12 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
             hand.append([first, 0, run])
     while hand:
         frontier = min(h[0][-1][0] for h in hand)
-        sums: dict[str, Any] = {}
-        get = sums.get
+        taken: list[list[Any]] = []
         kept = []
         for h in hand:
             records, at, run = h
             end = bisect.bisect_right(records, frontier, lo=at, key=_key)
-            for key, value in itertools.islice(records, at, end):
-                sums[key] = get(key, 0) + value
+            taken.append(records[at:end])
             if end < len(records):
                 h[1] = end
                 kept.append(h)
@@ -159,7 +159,14 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
                 h[0], h[1] = following, 0
                 kept.append(h)
         hand = kept
-        yield from sorted(sums.items(), key=_key)
+        # The round's records, each run's already sorted: one stable sort
+        # merges them (in C, run by run), and a key's values, in the order
+        # of the runs, are added up by one sum() per key rather than a dict
+        # update per record.
+        for key, group in itertools.groupby(
+            sorted(itertools.chain.from_iterable(taken), key=_key), key=_key
+        ):
+            yield key, sum(map(_value, group))
 
 
 def merge(
