@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 # Locally, an idle fleet scales in after seconds, not the cloud's minutes:
 # there are no CloudWatch delays to wait out.
 LOCAL_IDLE_S = 5.0
-# The shortest long poll SQS takes: a stopping worker notices within a
-# second, which bounds how long `run --local` takes to shut down.
-LOCAL_RECEIVE_WAIT_S = 1
+# The stack's long poll: an idle worker asks once per this many seconds, and
+# a stop ends its wait at once (worker.consumer), so shutting down does not
+# wait for it.
+LOCAL_RECEIVE_WAIT_S = 20
 LOCAL_STOP_TIMEOUT_S = 30.0
 # How often the local fleet looks at its queues (CloudWatch: once a minute).
 LOCAL_POLL_S = 0.25

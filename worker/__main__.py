@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from types import FrameType
 
 from worker import names
@@ -25,6 +24,7 @@ from worker.activity import ActivityReport
 from worker.clients import client
 from worker.consumer import EXIT_FORCED, EXIT_UNAVAILABLE, Consumer, Unavailable
 from worker.ecs import TaskProtection
+from worker.exiting import exit_now
 from worker.isolation import Isolated, WorkProcess
 from worker.ledger import Phase
 from worker.queues import queue_config
@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             handler.kill_now()
             os._exit(EXIT_FORCED)
         consumer.request_stop()
+        consumer.interrupt_wait()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -116,4 +117,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Without the interpreter's teardown (worker.exiting).
+    exit_now(main())

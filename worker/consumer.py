@@ -23,6 +23,11 @@ EXIT_UNAVAILABLE. While a message is in hand, `KeepAlive` extends its
 visibility, up to `max_hold_s`, and the task is protected from scale-in; on
 a stop request the consumer takes no new message, finishes the one in hand
 if it can within the stop timeout, and gives back any it had not started.
+A stop requested while it waits in a receive, with nothing in hand, ends
+the wait at once (`interrupt_wait`, from the signal handler) rather than
+when the long poll runs out: an idle worker stops in a moment whatever
+the long poll's length. A message the interrupted receive had already
+been given comes back after its visibility timeout, as a killed worker's.
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_UNAVAILABLE = 4  # the handler cannot run messages (its work process cannot start)
 EXIT_FORCED = 130  # a second signal
+
+
+class StopWaiting(BaseException):
+    """Raised from the signal handler into a receive in progress: a
+    BaseException, so that no `except Exception` on the way retries it."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ class Consumer:
         self.max_messages = max_messages
         self.stats = Stats()
         self.before_forced_exit = before_forced_exit
+        self._receiving = False
         self.deletes = DeleteBatcher(
             sqs, queue_url, max_age_s=min(5.0, queue.visibility_timeout_s / 4)
         )
@@ -150,6 +161,13 @@ class Consumer:
     def request_stop(self) -> None:
         """Called from a signal handler: only notes the time."""
         self.keepalive.request_stop()
+
+    def interrupt_wait(self) -> None:
+        """Called from a signal handler (which runs in the consumer's
+        thread) after `request_stop`: if a receive is in progress, end it
+        now by raising StopWaiting into it."""
+        if self._receiving:
+            raise StopWaiting
 
     @property
     def stopping(self) -> bool:
@@ -178,12 +196,20 @@ class Consumer:
             # answer is the moment to send them before a long poll.
             flushing = bool(self.deletes.pending)
             wait = 0 if flushing else self.receive_wait_s
-            messages = self.sqs.receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=self.receive_batch_size,
-                WaitTimeSeconds=wait,
-                AttributeNames=["ApproximateReceiveCount"],
-            ).get("Messages", [])
+            try:
+                self._receiving = not self.stopping
+                if not self._receiving:
+                    break
+                messages = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=self.receive_batch_size,
+                    WaitTimeSeconds=wait,
+                    AttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+            except StopWaiting:
+                break
+            finally:
+                self._receiving = False
             if not messages:
                 self.deletes.flush()
                 self.protection.release()

@@ -95,3 +95,30 @@ def test_a_second_signal_exits_at_once(make_stack, tmp_path: Path) -> None:
     time.sleep(0.5)
     worker.send_signal(signal.SIGINT)
     assert worker.wait(timeout=30) == EXIT_FORCED
+
+
+def test_an_idle_worker_stops_at_once_whatever_its_long_poll(make_stack, tmp_path: Path) -> None:
+    """SIGTERM (scale-in, `local down`, the end of `run --local`) ends a wait
+    in a receive at once, not when the stack's 20 s long poll runs out."""
+    stack = make_stack()
+    worker, log = stack.worker(
+        "map", env={"DROVER_RECEIVE_WAIT_S": str(stack.settings.receive_wait_s)}
+    )
+    until(
+        lambda: any("serving map queue" in line for line in log_lines(log)),
+        timeout_s=60,
+        what="the worker to serve",
+    )
+    time.sleep(1)  # well into its first long poll
+    signalled = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == EXIT_OK
+    assert time.monotonic() - signalled < 3
+    assert stack.settings.receive_wait_s >= 10
+    assert "stopping" in log_lines(log)[-1]
+
+    # A job queued after it stopped is whole: the interrupted receive took nothing.
+    job_id = one_chunk_job(stack, tmp_path, {"seconds": 0})
+    stack.worker("map")
+    stack.worker("reduce")
+    assert stack.wait(job_id).state == "SUCCEEDED"
