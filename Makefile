@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 REQUIREMENTS := requirements.txt worker/requirements.txt submit/requirements.txt pyproject.toml
 STAMP := $(VENV)/.installed-$(shell cat $(REQUIREMENTS) | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint synth simulate bench clean
+.PHONY: demo test lint synth simulate bench clean bytecode
 
 $(STAMP): $(REQUIREMENTS)
 	@$(PYTHON) -c 'import sys; sys.exit("Drover needs Python 3.11 or newer, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -19,6 +19,14 @@ $(STAMP): $(REQUIREMENTS)
 
 venv: $(STAMP)
 
+# The project's own modules compiled ahead, even where the environment says
+# not to write bytecode (PYTHONDONTWRITEBYTECODE): each process of a local
+# fleet would otherwise compile them again as it starts. Only what changed
+# is compiled again; a stale file is never used (Python checks the source's
+# time and size).
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q worker submit infra bench app.py > /dev/null
+
 # The CDK CLI pinned in package.json (a 2.x release that reads the cloud
 # assembly schema of the aws-cdk-lib in requirements.txt).
 NODE_STAMP := node_modules/.package-lock.json
@@ -29,12 +37,12 @@ $(NODE_STAMP): package.json package-lock.json
 
 # A word count over the installed Python standard library's .py files, on the
 # embedded AWS with a local fleet, then everything is shut down again.
-demo: $(STAMP)
+demo: bytecode
 	$(PY) -m submit run --local --job wordcount --include '*.py' --exclude 'site-packages/*' \
 		--chunk-size 512KB --top 20 --compare \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 
-test: $(STAMP) $(NODE_STAMP)
+test: bytecode $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest
@@ -61,7 +69,7 @@ simulate: synth
 # `make bench BENCH_ARGS=--quick` runs a 16 MiB version (2,000 chunks) in a
 # few minutes. mrjob and matplotlib are installed into
 # the benchmark's own bench/.venv on first use.
-bench: $(STAMP)
+bench: bytecode
 	$(PY) -m bench --publish bench/results $(BENCH_ARGS)
 
 clean:
