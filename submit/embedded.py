@@ -39,6 +39,7 @@ from submit.resources import Resources
 from worker import names
 from worker import settings as cfg
 from worker.clients import RETRIES
+from worker.exiting import exit_now
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +278,8 @@ def serve(port: int) -> int:
     # client that could still ask is being stopped too, and the server's
     # threads are daemons that end with the process.
     sys.stdin.buffer.read()
-    return 0
+    # Nor is anything torn down (worker.exiting).
+    exit_now(0)
 
 
 def main(argv: list[str] | None = None) -> int:

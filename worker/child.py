@@ -26,6 +26,7 @@ import time
 from multiprocessing.connection import Connection
 
 from worker import names
+from worker.exiting import exit_now
 from worker.isolation import READY, delivery_from_wire, error_to_wire, verdict_to_wire
 from worker.jobs import load_jobs
 from worker.ledger import Phase
@@ -96,4 +97,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Without the interpreter's teardown (worker.exiting).
+    exit_now(main())
