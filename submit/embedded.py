@@ -7,11 +7,13 @@ submit.embedded`, which is what local mode uses: the server's request
 handling (every SQS poll, DynamoDB write and S3 object of a job) then has
 its own interpreter and lock, not the submitting one's, whose CLI meanwhile
 finds the inputs, plans the chunks and follows the job; and moto is patched
-there for jobs of thousands of chunks (submit.moto_at_scale). The process tells
-its port on standard output once it serves, and exits when its standard
-input closes: when the process that started it stops it or dies, however
-it dies. Its state lives in memory only, so it exits at once, with no
-graceful drain to wait for.
+there for jobs of thousands of chunks (submit.moto_at_scale). The caller
+binds the port and hands the process the listening socket, so the endpoint
+is known, and requests to it wait in the socket's backlog, before the
+process serves. The process tells its port on standard output once it
+serves, and exits when its standard input closes: when the process that
+started it stops it or dies, however it dies. Its state lives in memory
+only, so it exits at once, with no graceful drain to wait for.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ CREDENTIALS = {"aws_access_key_id": "drover-local", "aws_secret_access_key": "dr
 LOCAL_BUCKET = "drover-local"
 LOCAL_TABLE = "drover-jobs"
 LOCAL_QUEUES = ("drover-map", "drover-reduce")
+# moto's default account, in its queue URLs and ARNs.
+ACCOUNT_ID = "123456789012"
 
 
 def local_env(endpoint_url: str) -> dict[str, str]:
@@ -125,6 +129,9 @@ class EmbeddedAWS:
     """moto's threaded server on 127.0.0.1; `start` returns its endpoint."""
 
     port: int = 0
+    # A socket already bound and listening, to serve on instead of binding
+    # `port` (EmbeddedProcess hands its process one).
+    fd: int | None = None
 
     def __post_init__(self) -> None:
         self.server: Any = None
@@ -142,21 +149,25 @@ class EmbeddedAWS:
         )
         from werkzeug.serving import make_server
 
-        if self.port and port_in_use(self.port):
+        if self.fd is None and self.port and port_in_use(self.port):
             raise OSError(f"port {self.port} on 127.0.0.1 is already in use")
         # One access-log line per request would bury the user's output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         # What moto's ThreadedMotoServer does, with DynamoDB serialized.
         app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self.server = make_server(
-            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+            "127.0.0.1",
+            self.port,
+            app,
+            threaded=True,
+            request_handler=MotoRequestHandler,
+            fd=self.fd,
         )
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="embedded-aws", daemon=True
         )
         self.thread.start()
-        if self.port == 0:
-            self.port = self.server.server_port
+        self.port = self.server.port
         if reset:
             # moto keeps its state per process, not per server: start empty
             # even where an earlier embedded AWS of this process left tables.
@@ -181,6 +192,9 @@ class EmbeddedError(RuntimeError):
 
 # How long the embedded AWS's process may take to serve.
 START_TIMEOUT_S = 60.0
+# Connections that may wait for it meanwhile: a local fleet's workers and
+# the CLI, with room to spare.
+LISTEN_BACKLOG = 128
 
 
 class EmbeddedProcess:
@@ -202,16 +216,31 @@ class EmbeddedProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Bind the port and start the process, returning at once. The
+        endpoint is known from here on, and a request sent to it before the
+        process serves waits in the socket's backlog rather than failing:
+        local workers may start beside the embedded AWS, not after it."""
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", self.port))
+            listener.listen(LISTEN_BACKLOG)
+        except OSError as e:
+            listener.close()
+            raise EmbeddedError(f"port {self.port} on 127.0.0.1: {e.strerror or e}") from e
+        self.port = listener.getsockname()[1]
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "submit.embedded", "--port", str(self.port)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log if self._log is not None else subprocess.DEVNULL,
-            env={**os.environ, "PYTHONPATH": python_path()},
-        )
+        with listener:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "submit.embedded", "--fd", str(listener.fileno())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._log if self._log is not None else subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": python_path()},
+                pass_fds=(listener.fileno(),),
+            )
 
     def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
         """The endpoint, once the server answers; EmbeddedError if it died or
@@ -260,8 +289,9 @@ class EmbeddedProcess:
             self._log = None
 
 
-def serve(port: int) -> int:
-    """The embedded AWS's process: serve until standard input closes."""
+def serve(port: int, fd: int | None = None) -> int:
+    """The embedded AWS's process: serve until standard input closes, on the
+    listening socket `fd` if given, else on `port`."""
     # A Ctrl-C reaches the whole process group: the process that started
     # this one decides when it stops, after its workers.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -269,7 +299,7 @@ def serve(port: int) -> int:
     # every message and item are cut down here, for jobs of thousands of
     # chunks, and nowhere else.
     moto_at_scale.apply()
-    aws = EmbeddedAWS(port=port)
+    aws = EmbeddedAWS(port=port, fd=fd)
     aws.start(reset=False)
     sys.stdout.write(json.dumps({"port": aws.port}) + "\n")
     sys.stdout.flush()
@@ -285,9 +315,29 @@ def serve(port: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m submit.embedded")
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--fd", type=int, help="serve on this listening socket instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    return serve(args.port)
+    return serve(args.port, args.fd)
+
+
+def local_resources(endpoint_url: str, settings: cfg.Settings) -> Resources:
+    """What `provision` creates on the embedded AWS at `endpoint_url`, known
+    before it does: the names are fixed, and moto's queue URLs are the
+    endpoint, the account and the name."""
+    url = f"{endpoint_url}/{ACCOUNT_ID}"
+    return Resources(
+        bucket=LOCAL_BUCKET,
+        table=LOCAL_TABLE,
+        map_queue_url=f"{url}/drover-map",
+        map_dlq_url=f"{url}/drover-map-dlq",
+        reduce_queue_url=f"{url}/drover-reduce",
+        reduce_dlq_url=f"{url}/drover-reduce-dlq",
+        endpoint_url=endpoint_url,
+        task_cpu=settings.worker_cpu,
+        task_memory_mib=settings.worker_memory_mib,
+        local=True,
+    )
 
 
 def provision(

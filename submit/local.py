@@ -5,12 +5,14 @@ one-shot that starts everything, runs one job and tears it all down), and by
 the long-running daemon behind `local up`, which `local status` and
 `local down` reach through a state file in DROVER_HOME.
 
-Starting takes two calls so that the caller's own work overlaps the
-embedded AWS's start: `launch` starts its process and returns at once;
-`start` waits until it serves, creates the bucket, table and queues, and
-starts the fleet's supervisor. The fleet's workers are started by the
-first wake-up (`run --local` wakes them as soon as the queues exist, with
-the job planned already) or by the queue's depth.
+Starting takes two calls so that the caller's own work, and the workers'
+start-up, overlap the embedded AWS's start: `launch` binds its port,
+starts its process and makes the fleet, and returns at once; `start` waits
+until it serves, creates the bucket, table and queues (whose names and URLs
+are known before, `local_resources`), and starts the fleet's supervisor.
+The fleet's workers are started by a wake-up, which may come as soon as
+`launch` returns (`run --local` wakes the map workers as soon as it knows
+the input's size; they wait for their queue), or by the queue's depth.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from submit.clients import Clients
-from submit.embedded import EmbeddedProcess, local_client, local_env, provision
+from submit.embedded import (
+    START_TIMEOUT_S,
+    EmbeddedProcess,
+    local_client,
+    local_env,
+    local_resources,
+    provision,
+)
 from submit.errors import OperationalError
 from submit.fleet import Fleet, python_path
 from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
@@ -54,6 +63,8 @@ LOCAL_POLL_S = 0.25
 # hand every 2 s, so this bounds only how long a killed worker's chunk stays
 # hidden; the deployed default (30 s) waits for a host that is merely slow.
 LOCAL_VISIBILITY_TIMEOUT_S = 6
+# How long a local worker started beside the embedded AWS waits for its queue.
+AWAIT_QUEUE_S = START_TIMEOUT_S + 30
 
 
 class LocalError(OperationalError):
@@ -96,22 +107,14 @@ class LocalDrover:
         self._thread: threading.Thread | None = None
 
     def launch(self) -> None:
-        """Start the embedded AWS's process; `start` waits for it."""
+        """Start the embedded AWS's process and make the fleet, returning at
+        once: workers woken from here on start beside the embedded AWS and
+        wait for their queue, which `start` creates."""
         if self.aws.proc is None:
             self.aws.start()
-
-    def start(self) -> Resources:
-        self.launch()
-        try:
-            endpoint = self.aws.wait_ready()
-            clients = self.clients()
-            self.resources = provision(
-                s3=clients.s3,
-                sqs=clients.sqs,
-                dynamodb=clients.dynamodb,
-                settings=self.settings,
-                endpoint_url=endpoint,
-            )
+        if self.fleet is None:
+            endpoint = self.aws.endpoint_url
+            self.resources = local_resources(endpoint, self.settings)
             env = {
                 **local_env(endpoint),
                 **self.resources.worker_env(),
@@ -122,10 +125,12 @@ class LocalDrover:
                 names.ENV_JOB_MODULES: ",".join(self.options.job_modules),
                 # Its workers read the local files of jobs submitted here.
                 names.ENV_READ_LOCAL_FILES: "1",
+                # And may start before their queue exists.
+                names.ENV_AWAIT_QUEUE_S: str(AWAIT_QUEUE_S),
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(
-                sqs=clients.sqs,
+                sqs=self.clients().sqs,
                 map_queue_url=self.resources.map_queue_url,
                 reduce_queue_url=self.resources.reduce_queue_url,
                 env=env,
@@ -135,18 +140,39 @@ class LocalDrover:
                 poll_s=self.options.poll_s,
                 log_dir=self.log_dir,
             )
+
+    def start(self) -> Resources:
+        self.launch()
+        assert self.fleet is not None
+        try:
+            endpoint = self.aws.wait_ready()
+            clients = self.clients()
+            created = provision(
+                s3=clients.s3,
+                sqs=clients.sqs,
+                dynamodb=clients.dynamodb,
+                settings=self.settings,
+                endpoint_url=endpoint,
+            )
+            if created != self.resources:
+                raise LocalError(
+                    f"the embedded AWS made {created}, where its workers expect {self.resources}"
+                )
             self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
             self._thread.start()
         except BaseException:
-            self.aws.stop()
+            self.stop()
             raise
-        return self.resources
+        return created
 
     def clients(self) -> Clients:
         """Clients of the embedded AWS, made once (botocore's are thread-safe:
-        the fleet's supervisor shares them)."""
+        the fleet's supervisor shares them). Usable as soon as it is launched:
+        a request made before it serves waits for it."""
         if self._clients is None:
-            endpoint = self.aws.wait_ready()
+            if self.aws.proc is None:
+                self.aws.start()
+            endpoint = self.aws.endpoint_url
             self._clients = Clients(
                 s3=local_client("s3", endpoint),
                 sqs=local_client("sqs", endpoint),

@@ -27,7 +27,7 @@ from worker.ecs import TaskProtection
 from worker.exiting import exit_now
 from worker.isolation import Isolated, WorkProcess
 from worker.ledger import Phase
-from worker.queues import queue_config
+from worker.queues import await_queue_config
 from worker.wiring import build_handler, max_task_s, queue_url
 
 log = logging.getLogger("worker")
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     consumer = Consumer(
         sqs=sqs,
         queue_url=url,
-        queue=queue_config(sqs, url),
+        queue=await_queue_config(sqs, url, float(os.environ.get(names.ENV_AWAIT_QUEUE_S, 0))),
         handler=handler,
         worker_id=worker_id,
         receive_wait_s=int(os.environ.get(names.ENV_RECEIVE_WAIT_S, defaults.receive_wait_s)),

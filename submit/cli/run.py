@@ -261,18 +261,17 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
     local.launch()
     try:
         files = discover(args.inputs, include=args.include, exclude=args.exclude)
-        local.start()
-        assert local.resources is not None and local.fleet is not None
+        assert local.fleet is not None
         fleet = local.fleet
-        # Start the map workers now, while the job is created and queued: a
-        # job has at least this many chunks, each at most the chunk size.
+        # Start the map workers now, beside the embedded AWS, while the job
+        # is planned, created and queued: their start-up (two interpreters
+        # each) is then off the job's path. A job has at least this many
+        # chunks, each at most the chunk size.
         local_bytes = sum(f.size for f in files)
         if local_bytes:
             fleet.wake(Phase.MAP, -(-local_bytes // args.chunk_size))
-        # And the reducers, which would otherwise start only once the map is
-        # done, with their start-up on the job's path; idle, they cost a
-        # receive a second.
-        fleet.wake(Phase.REDUCE, args.partitions)
+        local.start()
+        assert local.resources is not None
         watch.mark("start")
         target = local_target(
             local.aws.endpoint_url,
@@ -284,6 +283,11 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             nap=fleet.nap,
         )
         submitted = _submit(target, args, params, files=files)
+        # And the reducers, which would otherwise start only once the map is
+        # done, with their start-up on the job's path; started after the map
+        # workers, they do not slow those down, and they wait for the map
+        # phase's end at one receive per long poll.
+        fleet.wake(Phase.REDUCE, args.partitions)
         watch.mark("queue")
         print(
             f"job {submitted.job_id}: {submitted.inputs} inputs, "

@@ -207,3 +207,42 @@ def test_cli_one_shot_run_writes_the_result(tmp_path: Path) -> None:
     assert "SUCCEEDED" in proc.stdout
     assert "peak workers" in proc.stdout
     assert "results are identical" in proc.stdout
+
+
+def test_workers_woken_before_the_embedded_aws_serves_wait_for_their_queue(
+    tmp_path: Path,
+) -> None:
+    """`run --local` wakes its map workers right after `launch`, before the
+    embedded AWS serves and its queues exist: they must wait for them and
+    then serve, not die at start-up and be started again."""
+    (tmp_path / "in").mkdir()
+    files = write_corpus(tmp_path / "in", seed=9, files=2, lines=100)
+    local = LocalDrover(LocalOptions(max_workers=2, log_dir=tmp_path / "logs"))
+    local.launch()
+    try:
+        assert local.fleet is not None and local.resources is not None
+        local.fleet.wake(Phase.MAP, 2)
+        early = {p.pid for p in local.fleet.workers(Phase.MAP)}
+        assert len(early) == 2
+        # The URLs they were given are those the embedded AWS then makes.
+        assert local.start() == local.resources
+        clients = local.clients()
+        submitted = submit_job(
+            clients,
+            local.resources,
+            inputs=[str(tmp_path / "in")],
+            job="wordcount",
+            params={},
+            chunk_size_bytes=2048,
+            partitions=1,
+        )
+        status = wait_for(clients, local.resources, submitted.job_id, timeout_s=120)
+        assert status.state == "SUCCEEDED"
+        assert fetch_result(clients, local.resources, submitted.job_id) == reference_wordcount(
+            files
+        )
+        # Served by the workers woken first: none died and was replaced.
+        assert local.fleet.pools[Phase.MAP].started == 2
+        assert early <= {p.pid for p in local.fleet.workers(Phase.MAP)}
+    finally:
+        local.stop()
