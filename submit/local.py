@@ -21,9 +21,11 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -33,7 +35,6 @@ from typing import Any
 
 from submit.clients import Clients
 from submit.embedded import (
-    START_TIMEOUT_S,
     EmbeddedProcess,
     local_client,
     local_env,
@@ -63,8 +64,6 @@ LOCAL_POLL_S = 0.25
 # hand every 2 s, so this bounds only how long a killed worker's chunk stays
 # hidden; the deployed default (30 s) waits for a host that is merely slow.
 LOCAL_VISIBILITY_TIMEOUT_S = 6
-# How long a local worker started beside the embedded AWS waits for its queue.
-AWAIT_QUEUE_S = START_TIMEOUT_S + 30
 
 
 class LocalError(OperationalError):
@@ -105,6 +104,7 @@ class LocalDrover:
         self._clients: Clients | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._queues_ready = Path(tempfile.mkdtemp(prefix="drover-local-")) / "queues-ready"
 
     def launch(self) -> None:
         """Start the embedded AWS's process and make the fleet, returning at
@@ -125,8 +125,9 @@ class LocalDrover:
                 names.ENV_JOB_MODULES: ",".join(self.options.job_modules),
                 # Its workers read the local files of jobs submitted here.
                 names.ENV_READ_LOCAL_FILES: "1",
-                # And may start before their queue exists.
-                names.ENV_AWAIT_QUEUE_S: str(AWAIT_QUEUE_S),
+                # And may start before their queues exist: `start` creates
+                # this file once they do.
+                names.ENV_QUEUES_READY_FILE: str(self._queues_ready),
                 **(self.options.extra_env or {}),
             }
             self.fleet = Fleet(
@@ -158,6 +159,7 @@ class LocalDrover:
                 raise LocalError(
                     f"the embedded AWS made {created}, where its workers expect {self.resources}"
                 )
+            self._queues_ready.touch()
             self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
             self._thread.start()
         except BaseException:
@@ -187,6 +189,7 @@ class LocalDrover:
         if self.fleet is not None:
             self.fleet.shutdown(self.options.stop_timeout_s + 5)
         self.aws.stop()
+        shutil.rmtree(self._queues_ready.parent, ignore_errors=True)
 
     def __enter__(self) -> LocalDrover:
         self.start()

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from types import FrameType
 
 from worker import names
@@ -27,7 +28,7 @@ from worker.ecs import TaskProtection
 from worker.exiting import exit_now
 from worker.isolation import Isolated, WorkProcess
 from worker.ledger import Phase
-from worker.queues import await_queue_config
+from worker.queues import queue_config
 from worker.wiring import build_handler, max_task_s, queue_url
 
 log = logging.getLogger("worker")
@@ -35,6 +36,22 @@ log = logging.getLogger("worker")
 # The keepalive stops extending a message's visibility this long after the
 # time limit, should the work process not have been stopped by then.
 HOLD_MARGIN_S = 30.0
+
+
+# The longest a local worker waits for the embedded AWS's queues.
+QUEUES_READY_TIMEOUT_S = 90.0
+
+
+def wait_for_queues(ready_file: str | None) -> None:
+    """Wait until `ready_file` exists, if given (names.ENV_QUEUES_READY_FILE):
+    a local file, looked at every few milliseconds, so that the wait costs no
+    request. Past the timeout the worker goes on, and reading its queue
+    says what is wrong."""
+    if not ready_file:
+        return
+    deadline = time.monotonic() + QUEUES_READY_TIMEOUT_S
+    while not os.path.exists(ready_file) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sqs = client("sqs")
     url = queue_url(phase)
+    wait_for_queues(os.environ.get(names.ENV_QUEUES_READY_FILE))
     consumer = Consumer(
         sqs=sqs,
         queue_url=url,
-        queue=await_queue_config(sqs, url, float(os.environ.get(names.ENV_AWAIT_QUEUE_S, 0))),
+        queue=queue_config(sqs, url),
         handler=handler,
         worker_id=worker_id,
         receive_wait_s=int(os.environ.get(names.ENV_RECEIVE_WAIT_S, defaults.receive_wait_s)),

@@ -34,10 +34,11 @@ ENV_LOG_LEVEL = "DROVER_LOG_LEVEL"
 # Local-mode tuning of a worker: its long poll and stop timeout.
 ENV_RECEIVE_WAIT_S = "DROVER_RECEIVE_WAIT_S"
 ENV_STOP_TIMEOUT_S = "DROVER_STOP_TIMEOUT_S"
-# Seconds a worker waits for its queue to exist before it serves (default 0:
-# a deployed worker's queue exists before it). The local fleet starts its
-# workers beside the embedded AWS, before the queues are created.
-ENV_AWAIT_QUEUE_S = "DROVER_AWAIT_QUEUE_S"
+# Set by the local fleet only, which starts its workers beside the embedded
+# AWS, before the queues exist: a file it creates once they do. A worker
+# given one waits for it before it serves (a deployed worker's queue exists
+# before the worker does).
+ENV_QUEUES_READY_FILE = "DROVER_QUEUES_READY_FILE"
 # Set to "1" by the local fleet, and only there: its workers may read the
 # local files that a job submitted on the same machine names in place. A
 # worker without it refuses such a message, so that no message can make a

@@ -157,24 +157,6 @@ def queue_config(sqs: SQSClient, queue_url: str) -> QueueConfig:
     return QueueConfig(visibility, int(redrive["maxReceiveCount"]), url)
 
 
-# How often a worker started before its queue exists looks again.
-AWAIT_QUEUE_POLL_S = 0.05
-
-
-def await_queue_config(sqs: SQSClient, queue_url: str, wait_s: float) -> QueueConfig:
-    """`queue_config`, waiting up to `wait_s` for the queue to exist (a local
-    fleet's workers start beside the embedded AWS, before it has made the
-    queues); QueueDoesNotExist past that."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return queue_config(sqs, queue_url)
-        except sqs.exceptions.QueueDoesNotExist:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(AWAIT_QUEUE_POLL_S)
-
-
 def dead_letter_attributes(*, reason: str, source_queue_url: str, receives: int) -> dict[str, Any]:
     return {
         ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
