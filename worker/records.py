@@ -26,23 +26,28 @@ import json
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from json.encoder import encode_basestring as _string
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 # Bytes read and parsed at a time from each run being merged: with the
 # parsed records, some 300 KiB per open run.
 BLOCK_BYTES = 32 << 10
 # Runs merged at once (open S3 streams, or spilled files).
 MERGE_FAN_IN = 64
+# Runs opened at once as a merge starts (worker.clients keeps a connection
+# for each run of a fan-in).
+OPEN_THREADS = 8
 
 Record = tuple[str, Any]
 # Opens a run and returns its bytes, a block at a time.
 Source = Callable[[], Iterable[bytes]]
 
 _key = itemgetter(0)
+T = TypeVar("T")
 _value = itemgetter(1)
 
 
@@ -121,9 +126,25 @@ def _write(path: Path, records: Iterable[Record]) -> None:
             f.write(block)
 
 
+def _started(runs: Sequence[Iterator[T]]) -> list[Iterator[T]]:
+    """Each of `runs` with its first item taken, concurrently, and put back
+    in front. Taking it opens the run (a GET, for a map output in S3) and
+    reads its first block: one after another, a reducer of many small map
+    outputs spent most of its time waiting for those answers."""
+    if len(runs) < 2:
+        return list(runs)
+
+    def head(run: Iterator[T]) -> list[T]:
+        return list(itertools.islice(run, 1))
+
+    with ThreadPoolExecutor(min(OPEN_THREADS, len(runs))) as pool:
+        heads = list(pool.map(head, runs))
+    return [itertools.chain(first, run) for first, run in zip(heads, runs, strict=True)]
+
+
 def _merge_open(sources: Sequence[Source]) -> Iterator[Record]:
     # Records of equal keys come out in the order of `sources`.
-    return heapq.merge(*(decode(s()) for s in sources), key=_key)
+    return heapq.merge(*_started([decode(s()) for s in sources]), key=_key)
 
 
 def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
@@ -135,7 +156,7 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
     together once, summed key by key and written out; each round uses up at
     least one block. Memory stays a block per run and the records of one
     round."""
-    blocks = [decode_blocks(s()) for s in sources]
+    blocks = _started([decode_blocks(s()) for s in sources])
     # [records, position, the run's remaining blocks]
     hand: list[list[Any]] = []
     for run in blocks:
