@@ -36,6 +36,12 @@ changes only how much it walks:
 5. A delete walks every message twice to remove one; it now stops at the
    message, and removes it from the list under the queue's own lock, so a
    message sent meanwhile is not lost with the list it was appended to.
+6. Every request, to any service, is routed by matching the host it names
+   (for a local endpoint, one inferred from the request's signature, such
+   as sqs.us-east-1.amazonaws.com) against each service's URL patterns in
+   turn, several hundred regular expressions, under one lock for the whole
+   server: a millisecond or more per request. A host's service is now
+   looked up once and remembered (the patterns never change).
 
 The patches are written against one version of moto (`MOTO_VERSION`):
 with another, `apply` leaves moto as it is (correct, only slow at scale)
@@ -77,6 +83,7 @@ def apply() -> bool:
         return False
     _patch_dynamodb_transactions()
     _patch_sqs()
+    _patch_routing()
     _applied = True
     return True
 
@@ -292,3 +299,23 @@ def _patch_sqs() -> None:
             self._messages = messages[:i] + messages[i + 1 :]
 
     queue_type.delete_message = delete_message
+
+
+# 6. Routing ------------------------------------------------------------------
+
+
+def _patch_routing() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    app_type: Any = DomainDispatcherApplication
+    find = app_type.get_backend_for_host
+    # host -> backend name; read and filled under the dispatcher's own lock,
+    # which its one caller, get_application, holds.
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in found:
+            found[host] = find(self, host)
+        return found[host]
+
+    app_type.get_backend_for_host = get_backend_for_host

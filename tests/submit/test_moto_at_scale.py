@@ -208,3 +208,15 @@ def test_queues_answer_as_moto_does(patched: str) -> None:
         "ApproximateNumberOfMessagesNotVisible": "0",
         "ApproximateNumberOfMessagesDelayed": "1",
     }
+
+
+def test_each_service_is_still_routed_to_its_own_backend(patched: str) -> None:
+    """Routing remembers a host's service: asked in turn, and again, each
+    service answers its own request."""
+    s3, sqs, dynamodb = (local_client(name, patched) for name in ("s3", "sqs", "dynamodb"))
+    s3.create_bucket(Bucket="routing")
+    sqs.create_queue(QueueName="routing")
+    for _ in range(2):
+        assert "routing" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        assert any(u.endswith("/routing") for u in sqs.list_queues()["QueueUrls"])
+        assert "TableNames" in dynamodb.list_tables()
