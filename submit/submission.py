@@ -16,7 +16,6 @@ way.
 from __future__ import annotations
 
 import io
-import json
 import os
 import secrets
 import time
@@ -266,13 +265,16 @@ def submit_job(
         )
         for n, pieces in enumerate(chunks)
     ]
-    # The plan is kept so that `retry` can send any chunk again.
-    storage.put_json(
+    bodies = [to_json(t) for t in tasks]
+    # The plan is kept so that `retry` can send any chunk again: the very
+    # messages, as one JSON document {"chunks": [...]}.
+    storage.put_bytes(
         clients.s3,
         resources.bucket,
         storage.plan_key(job_id),
-        {"chunks": [json.loads(to_json(t)) for t in tasks]},
+        ('{"chunks":[' + ",".join(bodies) + "]}").encode(),
         tagging=storage.INPUT_TAGGING,
+        content_type="application/json",
     )
     ledger = clients.ledger(resources)
     step_partitions = get_job(job).step_partitions(partitions)
@@ -295,9 +297,7 @@ def submit_job(
             if progress:
                 progress("queue", sent, total)
 
-        send_concurrently(
-            clients.sqs, resources.map_queue_url, [to_json(t) for t in tasks], progress=queued
-        )
+        send_concurrently(clients.sqs, resources.map_queue_url, bodies, progress=queued)
         if wake is not None:
             wake(Phase.MAP, len(tasks))
     else:

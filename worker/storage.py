@@ -138,9 +138,17 @@ def put_stream(
     s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", **extra)
 
 
-def put_bytes(s3: Any, bucket: str, key: str, body: bytes, *, tagging: str | None = None) -> None:
+def put_bytes(
+    s3: Any,
+    bucket: str,
+    key: str,
+    body: bytes,
+    *,
+    tagging: str | None = None,
+    content_type: str = "application/x-ndjson",
+) -> None:
     extra = {"Tagging": tagging} if tagging else {}
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson", **extra)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type, **extra)
 
 
 def get_object(s3: Any, bucket: str, key: str) -> bytes:
