@@ -139,7 +139,16 @@ def _started(runs: Sequence[Iterator[T]]) -> list[Iterator[T]]:
 
     with ThreadPoolExecutor(min(OPEN_THREADS, len(runs))) as pool:
         heads = list(pool.map(head, runs))
-    return [itertools.chain(first, run) for first, run in zip(heads, runs, strict=True)]
+    return [_resumed(first, run) for first, run in zip(heads, runs, strict=True)]
+
+
+def _resumed(head: list[T], run: Iterator[T]) -> Iterator[T]:
+    """`head`'s item, then the rest of `run`, holding the item no longer
+    than its reader does (itertools.chain would keep it to the end: a block
+    per run for the whole merge)."""
+    if head:
+        yield head.pop()
+    yield from run
 
 
 def _merge_open(sources: Sequence[Source]) -> Iterator[Record]:
@@ -166,13 +175,25 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
     while hand:
         frontier = min(h[0][-1][0] for h in hand)
         taken: list[list[Any]] = []
+        for h in hand:
+            records, at, _ = h
+            h[1] = bisect.bisect_right(records, frontier, lo=at, key=_key)
+            taken.append(records[at : h[1]])
+        # The round's records, each run's already sorted: one stable sort
+        # merges them (in C, run by run), and a key's values, in the order
+        # of the runs, are added up by one sum() per key rather than a dict
+        # update per record. Summed before the next blocks are read, so
+        # that the records of this round are freed first.
+        merged = sorted(itertools.chain.from_iterable(taken), key=_key)
+        del taken
+        summed = [
+            (key, sum(map(_value, group))) for key, group in itertools.groupby(merged, key=_key)
+        ]
+        del merged
         kept = []
         for h in hand:
             records, at, run = h
-            end = bisect.bisect_right(records, frontier, lo=at, key=_key)
-            taken.append(records[at:end])
-            if end < len(records):
-                h[1] = end
+            if at < len(records):
                 kept.append(h)
                 continue
             following = next(run, None)
@@ -180,14 +201,7 @@ def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
                 h[0], h[1] = following, 0
                 kept.append(h)
         hand = kept
-        # The round's records, each run's already sorted: one stable sort
-        # merges them (in C, run by run), and a key's values, in the order
-        # of the runs, are added up by one sum() per key rather than a dict
-        # update per record.
-        for key, group in itertools.groupby(
-            sorted(itertools.chain.from_iterable(taken), key=_key), key=_key
-        ):
-            yield key, sum(map(_value, group))
+        yield from summed
 
 
 def merge(
