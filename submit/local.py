@@ -104,7 +104,8 @@ class LocalDrover:
         self._clients: Clients | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._queues_ready = Path(tempfile.mkdtemp(prefix="drover-local-")) / "queues-ready"
+        # Made by `launch`; see names.ENV_QUEUES_READY_FILE.
+        self._queues_ready: Path | None = None
 
     def launch(self) -> None:
         """Start the embedded AWS's process and make the fleet, returning at
@@ -115,6 +116,7 @@ class LocalDrover:
         if self.fleet is None:
             endpoint = self.aws.endpoint_url
             self.resources = local_resources(endpoint, self.settings)
+            self._queues_ready = Path(tempfile.mkdtemp(prefix="drover-local-")) / "queues-ready"
             env = {
                 **local_env(endpoint),
                 **self.resources.worker_env(),
@@ -159,6 +161,7 @@ class LocalDrover:
                 raise LocalError(
                     f"the embedded AWS made {created}, where its workers expect {self.resources}"
                 )
+            assert self._queues_ready is not None
             self._queues_ready.touch()
             self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
             self._thread.start()
@@ -189,7 +192,8 @@ class LocalDrover:
         if self.fleet is not None:
             self.fleet.shutdown(self.options.stop_timeout_s + 5)
         self.aws.stop()
-        shutil.rmtree(self._queues_ready.parent, ignore_errors=True)
+        if self._queues_ready is not None:
+            shutil.rmtree(self._queues_ready.parent, ignore_errors=True)
 
     def __enter__(self) -> LocalDrover:
         self.start()
