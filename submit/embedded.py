@@ -325,14 +325,25 @@ def local_resources(endpoint_url: str, settings: cfg.Settings) -> Resources:
     """What `provision` creates on the embedded AWS at `endpoint_url`, known
     before it does: the names are fixed, and moto's queue URLs are the
     endpoint, the account and the name."""
-    url = f"{endpoint_url}/{ACCOUNT_ID}"
+    return _resources(
+        {
+            queue: f"{endpoint_url}/{ACCOUNT_ID}/{queue}"
+            for name in LOCAL_QUEUES
+            for queue in (name, f"{name}-dlq")
+        },
+        endpoint_url,
+        settings,
+    )
+
+
+def _resources(urls: dict[str, str], endpoint_url: str | None, settings: cfg.Settings) -> Resources:
     return Resources(
         bucket=LOCAL_BUCKET,
         table=LOCAL_TABLE,
-        map_queue_url=f"{url}/drover-map",
-        map_dlq_url=f"{url}/drover-map-dlq",
-        reduce_queue_url=f"{url}/drover-reduce",
-        reduce_dlq_url=f"{url}/drover-reduce-dlq",
+        map_queue_url=urls["drover-map"],
+        map_dlq_url=urls["drover-map-dlq"],
+        reduce_queue_url=urls["drover-reduce"],
+        reduce_dlq_url=urls["drover-reduce-dlq"],
         endpoint_url=endpoint_url,
         task_cpu=settings.worker_cpu,
         task_memory_mib=settings.worker_memory_mib,
@@ -395,18 +406,7 @@ def provision(
                 ),
             },
         )["QueueUrl"]
-    return Resources(
-        bucket=LOCAL_BUCKET,
-        table=LOCAL_TABLE,
-        map_queue_url=urls["drover-map"],
-        map_dlq_url=urls["drover-map-dlq"],
-        reduce_queue_url=urls["drover-reduce"],
-        reduce_dlq_url=urls["drover-reduce-dlq"],
-        endpoint_url=endpoint_url,
-        task_cpu=settings.worker_cpu,
-        task_memory_mib=settings.worker_memory_mib,
-        local=True,
-    )
+    return _resources(urls, endpoint_url, settings)
 
 
 if __name__ == "__main__":

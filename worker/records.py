@@ -47,8 +47,8 @@ Record = tuple[str, Any]
 Source = Callable[[], Iterable[bytes]]
 
 _key = itemgetter(0)
-T = TypeVar("T")
 _value = itemgetter(1)
+T = TypeVar("T")
 
 
 class BadRecord(ValueError):
