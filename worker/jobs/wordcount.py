@@ -20,7 +20,9 @@ result, several times faster, by counting the raw bytes:
    of up to 8 bytes is its own little-endian uint64 key, of up to 16 bytes a
    pair of them (tokens hold no NUL byte, so a zero-padded key is exact);
    keys are sorted and counted by runs. Longer tokens, rare, go through a
-   Counter.
+   Counter. Keys are kept byte-swapped (big-endian), so that their numeric
+   order is the words' own: the counts come out nearly in key order, and
+   the map output's sort is a merge of a few sorted runs.
 """
 
 from __future__ import annotations
@@ -153,19 +155,22 @@ class WordTally:
         # Every byte offset as the start of a little-endian uint64.
         words = np.ndarray(shape=(len(buf) - 7,), dtype="<u8", buffer=buf, strides=(1,))
         short = lengths <= 8
-        keys = words[starts[short]] & _MASKS[lengths[short]]
+        keys = (words[starts[short]] & _MASKS[lengths[short]]).byteswap()
         keys.sort()
         self._short.append(_runs(keys, np.ones(len(keys), dtype=np.int64)))
         mid = (lengths > 8) & (lengths <= 16)
         if mid.any():
             pairs = np.empty((int(mid.sum()), 2), dtype=np.uint64)
-            pairs[:, 0] = words[starts[mid]]
-            pairs[:, 1] = words[starts[mid] + 8] & _MASKS[lengths[mid] - 8]
+            pairs[:, 0] = words[starts[mid]].byteswap()
+            pairs[:, 1] = (words[starts[mid] + 8] & _MASKS[lengths[mid] - 8]).byteswap()
             self._pairs.append(_pair_runs(pairs, np.ones(len(pairs), dtype=np.int64)))
         for s, e in zip(starts[lengths > 16].tolist(), ends[lengths > 16].tolist(), strict=True):
             self._long[buf[s:e]] += 1
 
     def counts(self) -> dict[str, int]:
+        """Each word's count; the dict's order is the words' sorted order
+        but for two runs (up to 8 bytes, then up to 16) and the few words
+        that are longer or not ASCII, at the end."""
         out: dict[str, int] = {}
         odd: list[tuple[bytes, int]] = []
         if self._short:
@@ -173,7 +178,7 @@ class WordTally:
             counts = np.concatenate([c for _, c in self._short])
             order = np.argsort(keys)
             keys, counts = _runs(keys[order], counts[order])
-            keys = keys.astype("<u8", copy=False)
+            keys = keys.byteswap()
             plain = (keys & _HIGH_BITS) == 0
             # An all-ASCII folded token is a word as it is.
             words = keys[plain].view("S8").astype("U8").tolist()
@@ -185,7 +190,7 @@ class WordTally:
                 np.concatenate([c for _, c in self._pairs]),
             )
             plain = ((pairs[:, 0] | pairs[:, 1]) & _HIGH_BITS) == 0
-            as_bytes = np.ascontiguousarray(pairs, dtype="<u8").view("S16").ravel()
+            as_bytes = np.ascontiguousarray(pairs.byteswap(), dtype="<u8").view("S16").ravel()
             out.update(
                 zip(as_bytes[plain].astype("U16").tolist(), counts[plain].tolist(), strict=True)
             )
@@ -196,10 +201,17 @@ class WordTally:
             # All at once: with every capital sigma cut out, lowering is
             # context-free, and the newline between tokens, an ASCII byte, keeps
             # each token decoded as it would be alone.
-            texts = b"\n".join(t for t, _ in odd).decode("utf-8", "replace").lower().split("\n")
+            lowered = b"\n".join(t for t, _ in odd).decode("utf-8", "replace").lower()
+            texts = lowered.split("\n")
+            # A text that is one of the words found is one word (a word holds
+            # word characters only): most are, and need no search of their own.
+            whole = set(WORD.findall(lowered)).__contains__
             for text, (_, n) in zip(texts, odd, strict=True):
-                for word in WORD.findall(text):
-                    out[word] = get(word, 0) + n
+                if whole(text):
+                    out[text] = get(text, 0) + n
+                else:
+                    for word in WORD.findall(text):
+                        out[word] = get(word, 0) + n
         for word, n in self._words.items():
             out[word] = get(word, 0) + n
         return out
