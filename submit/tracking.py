@@ -220,8 +220,11 @@ def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
 def write_result(result: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
+    # json.dumps, not json.dump: only the one-shot call uses the C encoder,
+    # and the text is no larger than the result already in memory.
+    text = json.dumps(result, ensure_ascii=False, indent=None, separators=(",", ":"))
     with tmp.open("w", encoding="utf-8") as f:
-        json.dump(result, f, ensure_ascii=False, indent=None, separators=(",", ":"))
+        f.write(text)
         f.write("\n")
     tmp.replace(path)
 
