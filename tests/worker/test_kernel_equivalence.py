@@ -165,3 +165,18 @@ def test_empty_and_separator_only_input() -> None:
     assert count_words_utf8(b"") == {}
     assert count_words_utf8(b" \n\t,.;\xa0") == {}
     assert WordTally().counts() == {}
+
+
+def test_tokens_of_9_to_16_bytes_whose_hashes_collide_are_still_counted_apart() -> None:
+    import numpy as np
+
+    mix = int(wordcount._MIX)
+    a = (1, 5)
+    # The same 64-bit hash as `a`, another row: (2 * mix) ^ b == (1 * mix) ^ 5.
+    b = (2, 5 ^ mix ^ (2 * mix % 2**64))
+    rows = np.array([a, b, a, (3, 3), b, a], dtype=np.uint64)
+    hashed = rows[:, 0] * wordcount._MIX ^ rows[:, 1]
+    assert hashed[0] == hashed[1]
+    keys, counts = wordcount._pair_groups(rows, np.ones(len(rows), dtype=np.int64))
+    got = {tuple(map(int, k)): int(c) for k, c in zip(keys, counts, strict=True)}
+    assert got == {a: 3, b: 2, (3, 3): 1}

@@ -62,6 +62,8 @@ BLOCK_BYTES = 4 << 20
 _PAD = b"\0" * 16
 _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
 _HIGH_BITS = np.uint64(0x8080808080808080)
+# An odd multiplier (Fibonacci hashing's), to hash a pair of keys into one.
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _sigma_regions(data: bytes) -> list[tuple[int, int]]:
@@ -108,6 +110,26 @@ def _runs(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     np.not_equal(keys[1:], keys[:-1], out=first[1:])
     starts = np.flatnonzero(first)
     return keys[starts], np.add.reduceat(counts, starts)
+
+
+def _pair_groups(pairs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like `_pair_runs`, in no particular order, twice as fast: rows are
+    grouped by a 64-bit hash (one sort of one key), and every row is checked
+    against its group's first; should two rows ever share a hash, the rows
+    are sorted instead."""
+    if len(pairs) == 0:
+        return pairs, counts
+    hashed = pairs[:, 0] * _MIX ^ pairs[:, 1]
+    order = np.argsort(hashed)
+    hashed, pairs, counts = hashed[order], pairs[order], counts[order]
+    first = np.empty(len(pairs), dtype=bool)
+    first[0] = True
+    np.not_equal(hashed[1:], hashed[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    leads = pairs[starts]
+    if not np.array_equal(pairs, leads[np.cumsum(first) - 1]):
+        return _pair_runs(pairs, counts)
+    return leads, np.add.reduceat(counts, starts)
 
 
 def _pair_runs(pairs: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +185,7 @@ class WordTally:
             pairs = np.empty((int(mid.sum()), 2), dtype=np.uint64)
             pairs[:, 0] = words[starts[mid]].byteswap()
             pairs[:, 1] = (words[starts[mid] + 8] & _MASKS[lengths[mid] - 8]).byteswap()
-            self._pairs.append(_pair_runs(pairs, np.ones(len(pairs), dtype=np.int64)))
+            self._pairs.append(_pair_groups(pairs, np.ones(len(pairs), dtype=np.int64)))
         for s, e in zip(starts[lengths > 16].tolist(), ends[lengths > 16].tolist(), strict=True):
             self._long[buf[s:e]] += 1
 
@@ -186,8 +208,10 @@ class WordTally:
             odd.extend(zip(keys[~plain].view("S8").tolist(), counts[~plain].tolist(), strict=True))
         if self._pairs:
             pairs, counts = _pair_runs(
-                np.concatenate([p for p, _ in self._pairs]),
-                np.concatenate([c for _, c in self._pairs]),
+                *_pair_groups(
+                    np.concatenate([p for p, _ in self._pairs]),
+                    np.concatenate([c for _, c in self._pairs]),
+                )
             )
             plain = ((pairs[:, 0] | pairs[:, 1]) & _HIGH_BITS) == 0
             as_bytes = np.ascontiguousarray(pairs.byteswap(), dtype="<u8").view("S16").ravel()
