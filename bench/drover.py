@@ -17,17 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from bench import pricing
-from bench.usage import ENV_REQUEST_LOG
+from bench.usage import ENV_REQUEST_LOG, LOCAL_FLEET_PREFIX
 from worker import settings as cfg
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Requests the submitting process makes only in local mode: creating the
 # bucket, table and queues that the stack creates, and the local fleet's
-# queue-depth polling, which stands in for CloudWatch alarms.
-LOCAL_ONLY = frozenset(
-    {"s3.CreateBucket", "dynamodb.CreateTable", "sqs.CreateQueue", "sqs.GetQueueAttributes"}
-)
+# queue-depth polling, which stands in for CloudWatch alarms (counted apart,
+# bench.usage). The CLI's own reads of queue depth (the dead-letter queues,
+# while it follows a job) are counted: a deployed CLI makes them too.
+LOCAL_ONLY = frozenset({"s3.CreateBucket", "dynamodb.CreateTable", "sqs.CreateQueue"})
+
+
+def _local_only(role: str, key: str) -> bool:
+    return key.startswith(LOCAL_FLEET_PREFIX) or (role == "submit" and key in LOCAL_ONLY)
 
 
 @dataclass
@@ -81,20 +85,20 @@ class DroverRun:
         total: Counter[str] = Counter()
         for p in self.processes:
             for key, n in p.requests.items():
-                if not (p.role == "submit" and key in LOCAL_ONLY):
+                if not _local_only(p.role, key):
                     total[key] += n
         return total
 
     @property
     def local_only_requests(self) -> int:
-        return sum(n for p in self._of("submit") for k, n in p.requests.items() if k in LOCAL_ONLY)
+        return sum(
+            n for p in self.processes for k, n in p.requests.items() if _local_only(p.role, k)
+        )
 
     def requests_by_role(self) -> dict[str, int]:
         out = {"submit": 0, "map": 0, "reduce": 0}
         for p in self.processes:
-            out[p.role] += sum(
-                n for k, n in p.requests.items() if not (p.role == "submit" and k in LOCAL_ONLY)
-            )
+            out[p.role] += sum(n for k, n in p.requests.items() if not _local_only(p.role, k))
         return out
 
     @property

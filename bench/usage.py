@@ -25,7 +25,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from worker.names import LOCAL_FLEET_THREAD
+
 ENV_REQUEST_LOG = "DROVER_REQUEST_LOG"
+# Requests of the local fleet's queue-depth polling, which stands in for
+# CloudWatch's alarms, are counted under this prefix: no deployed Drover makes
+# them.
+LOCAL_FLEET_PREFIX = "local-fleet:"
 
 _requests: Counter[str] = Counter()
 _transaction_items: Counter[str] = Counter()
@@ -36,21 +42,27 @@ _lock = threading.Lock()
 _registered = False
 
 
-def _count(event_name: str, **kwargs: Any) -> None:
-    # before-send.<service>.<Operation>
+def _key(event_name: str) -> str:
+    # <event>.<service>.<Operation>
     _, service, operation = event_name.split(".", 2)
+    key = f"{service}.{operation}"
+    if threading.current_thread().name == LOCAL_FLEET_THREAD:
+        return LOCAL_FLEET_PREFIX + key
+    return key
+
+
+def _count(event_name: str, **kwargs: Any) -> None:
+    key = _key(event_name)
     now = time.time()
     with _lock:
-        _requests[f"{service}.{operation}"] += 1
-        _spans.setdefault(f"{service}.{operation}", [now, now])
+        _requests[key] += 1
+        _spans.setdefault(key, [now, now])
 
 
 def _answered(event_name: str, **kwargs: Any) -> None:
-    # after-call.<service>.<Operation>
-    _, service, operation = event_name.split(".", 2)
     now = time.time()
     with _lock:
-        span = _spans.get(f"{service}.{operation}")
+        span = _spans.get(_key(event_name))
         if span is not None:
             span[1] = max(span[1], now)
 

@@ -391,9 +391,8 @@ def provision(
             QueueName=f"{name}-dlq",
             Attributes={"MessageRetentionPeriod": str(settings.dlq_retention_days * 86400)},
         )["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        # What the embedded AWS names it (as local_resources predicts its URL).
+        dlq_arn = f"arn:aws:sqs:{sqs.meta.region_name}:{ACCOUNT_ID}:{name}-dlq"
         urls[f"{name}-dlq"] = dlq
         urls[name] = sqs.create_queue(
             QueueName=name,

@@ -163,7 +163,12 @@ class LocalDrover:
                 )
             assert self._queues_ready is not None
             self._queues_ready.touch()
-            self._thread = threading.Thread(target=self.fleet.run, args=(self._stop,), daemon=True)
+            self._thread = threading.Thread(
+                target=self.fleet.run,
+                args=(self._stop,),
+                name=names.LOCAL_FLEET_THREAD,
+                daemon=True,
+            )
             self._thread.start()
         except BaseException:
             self.stop()

@@ -39,6 +39,9 @@ ENV_STOP_TIMEOUT_S = "DROVER_STOP_TIMEOUT_S"
 # given one waits for it before it serves (a deployed worker's queue exists
 # before the worker does).
 ENV_QUEUES_READY_FILE = "DROVER_QUEUES_READY_FILE"
+# The thread of a local fleet that polls the queues' depth, as CloudWatch's
+# alarms do for a deployed stack (the benchmark counts its requests apart).
+LOCAL_FLEET_THREAD = "drover-local-fleet"
 # Set to "1" by the local fleet, and only there: its workers may read the
 # local files that a job submitted on the same machine names in place. A
 # worker without it refuses such a message, so that no message can make a

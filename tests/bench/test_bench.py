@@ -6,6 +6,7 @@ result. Speed itself is measured by `make bench`, not here."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,32 @@ def test_a_quick_run_measures_and_checks_every_system(tmp_path: Path) -> None:
     text = (tmp_path / "results.md").read_text()
     assert "## Scale" in text
     assert "## Targets" in text and "| (b) Drover map kernel, 1 process |" in text
+
+
+def test_only_the_local_fleets_polling_and_provisioning_are_left_out_of_the_requests() -> None:
+    import threading
+
+    from bench import drover, usage
+    from worker.names import LOCAL_FLEET_THREAD
+
+    keys: dict[str, str] = {}
+
+    def polled() -> None:
+        keys["fleet"] = usage._key("before-send.sqs.GetQueueAttributes")
+
+    fleet = threading.Thread(target=polled, name=LOCAL_FLEET_THREAD)
+    fleet.start()
+    fleet.join()
+    # The CLI reads its dead-letter queues' depth itself, as a deployed one does.
+    own = usage._key("before-send.sqs.GetQueueAttributes")
+    run = drover.DroverRun(
+        job="wordcount", workers=2, chunk_size_bytes=1, input_bytes=1, chunks=1,
+        seconds=1.0, command_s=1.0, job_s=1.0, created_s=0.0, finished_s=1.0, result={},
+        processes=[
+            drover.ProcessUsage(
+                "submit", Counter({keys["fleet"]: 90, own: 2, "sqs.CreateQueue": 4}), 0, 1.0, 1
+            )
+        ],
+    )  # fmt: skip
+    assert run.requests == {"sqs.GetQueueAttributes": 2}
+    assert run.local_only_requests == 94
