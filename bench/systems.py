@@ -99,7 +99,7 @@ def drover_kernel(files: Sequence[Path], chunk_size_bytes: int) -> dict[str, int
 
     job = get_job("wordcount")
     outputs = [
-        records.to_bytes(job.map_chunk(0, [read_piece(read, piece) for piece in pieces], 1)[0])
+        records.pack(job.map_chunk(0, [read_piece(read, piece) for piece in pieces], 1)[0])
         for pieces in plan_chunks(placed, chunk_size_bytes)
     ]
     runs = [partial(records.bytes_blocks, out) for out in outputs]

@@ -309,7 +309,7 @@ class MapReduce:
                 task.job_id,
                 task.chunk,
                 r,
-                records.to_bytes(output),
+                records.pack(output),
                 step=task.step,
             )
         outcome = self.ledger.complete(

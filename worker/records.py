@@ -1,10 +1,17 @@
 """Sorted runs of (key, value) records, and the merge that groups a key's
 values across any number of them in bounded memory.
 
-A run is UTF-8 JSON lines, one `[key, value]` a line, sorted by key in
-Python's string order; records of one key keep the order they were written
-in. Map outputs, reduce results (which the next step of a job maps, line by
-line, like any input) and the merge's own spilled runs are all runs.
+A run holds records sorted by key in Python's string order; records of one
+key keep the order they were written in. It is UTF-8 JSON, in one of two
+layouts, told apart by a line's first byte:
+- lines, one `[key, value]` a line (`encode`): reduce results, which users
+  read and the next step of a job maps line by line like any input;
+- column blocks, one `{"keys": [...], "values": [...]}` a line for some
+  32 KiB of records (`encode_columns`): map outputs and the merge's own
+  spilled runs, read only by this module. They hold the same records and
+  parse three to four times faster, with two lists a block rather than a
+  list a record: the reducer, which parses every map output, runs alone
+  after the map.
 
 Reading a run takes one block at a time and parses it in one call, so a
 reader holds a block and its records, never the run. `merge` joins runs
@@ -23,6 +30,7 @@ import bisect
 import heapq
 import itertools
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +54,7 @@ Record = tuple[str, Any]
 # Opens a run and returns its bytes, a block at a time.
 Source = Callable[[], Iterable[bytes]]
 
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _key = itemgetter(0)
 _value = itemgetter(1)
 T = TypeVar("T")
@@ -89,6 +98,91 @@ def to_bytes(records: Iterable[Record]) -> bytes:
     return b"".join(encode(records))
 
 
+# Values whose size in a column block is bounded: a batch of them is sized
+# at once.
+_SMALL_VALUES = frozenset({int, float, bool, type(None)})
+# Records taken at a time by `encode_columns`.
+_BATCH = 512
+# What the encoder escapes in a string, with ensure_ascii=False, but the
+# double quote.
+_ESCAPED = re.compile(r"[\\\x00-\x1f]")
+
+
+def _value_size(key: str, value: Any) -> int:
+    """About the bytes `value` takes in a column block, checked to be JSON."""
+    kind = type(value)
+    if kind in _SMALL_VALUES:
+        return 24
+    if kind is str:
+        return len(value) + 2
+    try:
+        return len(_DUMPS(value))
+    except (TypeError, ValueError) as e:
+        raise BadRecord(f"the value of key {key!r} is not JSON: {e}") from e
+
+
+def _bad_key(keys: Iterable[Any]) -> BadRecord:
+    key = next(k for k in keys if type(k) is not str)
+    return BadRecord(f"keys are strings; got {type(key).__name__} {key!r}")
+
+
+def encode_columns(records: Iterable[Record], *, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """`records` as column blocks: a line `{"keys":[...],"values":[...]}`
+    per block of about `block_bytes`. The same records as `encode`'s lines,
+    read back by the same `decode`, but parsed several times faster: two
+    lists a block rather than a list a record. For runs that only this
+    module reads (map outputs, spilled runs); results stay lines, one
+    record a line, for users and for the next step's map.
+
+    Records are checked and sized a batch at a time, in C (a set of the
+    keys' types, a sum of their lengths), but for values of unbounded size,
+    sized one by one so that a block stays near `block_bytes`."""
+    it = iter(records)
+    keys: list[str] = []
+    values: list[Any] = []
+    size = 0
+    while batch := list(itertools.islice(it, _BATCH)):
+        batch_keys = [key for key, _ in batch]
+        batch_values = [value for _, value in batch]
+        if set(map(type, batch_keys)) != {str}:
+            raise _bad_key(batch_keys)
+        kinds = set(map(type, batch_values))
+        if kinds <= _SMALL_VALUES or kinds == {str}:
+            keys.extend(batch_keys)
+            values.extend(batch_values)
+            size += sum(map(len, batch_keys)) + (
+                sum(map(len, batch_values)) if str in kinds else 24 * len(batch_values)
+            )
+            if size >= block_bytes:
+                yield _column_block(keys, values)
+                keys, values, size = [], [], 0
+            continue
+        for key, value in batch:
+            keys.append(key)
+            values.append(value)
+            size += len(key) + _value_size(key, value)
+            if size >= block_bytes:
+                yield _column_block(keys, values)
+                keys, values, size = [], [], 0
+    if keys:
+        yield _column_block(keys, values)
+
+
+def _column_block(keys: list[str], values: list[Any]) -> bytes:
+    # Keys that need no escape (words, mostly) are joined as they are: what
+    # the encoder would write, three times faster.
+    joined = '","'.join(keys)
+    plain = joined.count('"') == 2 * (len(keys) - 1) and not _ESCAPED.search(joined)
+    keys_json = f'["{joined}"]' if plain else _DUMPS(keys)
+    line = f'{{"keys":{keys_json},"values":{_DUMPS(values)}}}\n'
+    return line.encode("utf-8", "surrogatepass")
+
+
+def pack(records: Iterable[Record]) -> bytes:
+    """A run of `records` in column blocks (`encode_columns`)."""
+    return b"".join(encode_columns(records))
+
+
 def decode(blocks: Iterable[bytes]) -> Iterator[Record]:
     """The records of a run given as blocks of bytes cut anywhere."""
     for parsed in decode_blocks(blocks):
@@ -97,7 +191,30 @@ def decode(blocks: Iterable[bytes]) -> Iterator[Record]:
 
 def decode_blocks(blocks: Iterable[bytes]) -> Iterator[list[Record]]:
     """The records of a run given as blocks of bytes cut anywhere, a
-    non-empty list per block (as lists [key, value])."""
+    non-empty list per block (of lists [key, value] from lines, of tuples
+    from column blocks)."""
+    for lines in _whole_lines(blocks):
+        if lines.startswith(b"{"):
+            for keys, values in _columns(lines):
+                yield list(zip(keys, values, strict=True))
+        # One call parses a whole block of lines: far cheaper than one per line.
+        elif parsed := json.loads(b"[" + lines.replace(b"\n", b",") + b"]"):
+            yield parsed
+
+
+def decode_columns(blocks: Iterable[bytes]) -> Iterator[tuple[list[str], list[Any]]]:
+    """The records of a run given as blocks of bytes cut anywhere, as
+    (keys, values) lists, non-empty, a pair per block."""
+    for lines in _whole_lines(blocks):
+        if lines.startswith(b"{"):
+            yield from _columns(lines)
+        elif parsed := json.loads(b"[" + lines.replace(b"\n", b",") + b"]"):
+            yield [key for key, _ in parsed], [value for _, value in parsed]
+
+
+def _whole_lines(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of `blocks` a few at a time, each time whole lines without
+    their last newline."""
     tail = b""
     for block in blocks:
         data = tail + block if tail else block
@@ -106,12 +223,19 @@ def decode_blocks(blocks: Iterable[bytes]) -> Iterator[list[Record]]:
             tail = data
             continue
         tail = data[cut + 1 :]
-        # One call parses a whole block: far cheaper than one per line.
-        parsed = json.loads(b"[" + data[:cut].replace(b"\n", b",") + b"]")
-        if parsed:
-            yield parsed
+        yield data[:cut]
     if tail.strip():
-        yield json.loads(b"[" + tail.replace(b"\n", b",") + b"]")
+        yield tail
+
+
+def _columns(lines: bytes) -> Iterator[tuple[list[str], list[Any]]]:
+    for line in lines.split(b"\n"):
+        block = json.loads(line)
+        keys, values = block["keys"], block["values"]
+        if len(keys) != len(values):
+            raise ValueError(f"a column block of {len(keys)} keys has {len(values)} values")
+        if keys:
+            yield keys, values
 
 
 def file_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
@@ -122,7 +246,7 @@ def file_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
 
 def _write(path: Path, records: Iterable[Record]) -> None:
     with path.open("wb") as f:
-        for block in encode(records):
+        for block in encode_columns(records):
             f.write(block)
 
 
@@ -157,51 +281,46 @@ def _merge_open(sources: Sequence[Source]) -> Iterator[Record]:
 
 
 def _sum_open(sources: Sequence[Source]) -> Iterator[Record]:
-    """(key, the sum of its values) in key order, from runs of numbers.
+    """(key, the sum of its values) in key order, from runs of numbers that
+    hold a key once each (a map output's combined counts).
 
     Block by block rather than record by record: the smallest last key of
     the blocks in hand (the frontier) bounds every key still to come from
-    any run, so all records up to it, in every block in hand, are sorted
-    together once, summed key by key and written out; each round uses up at
-    least one block. Memory stays a block per run and the records of one
-    round."""
-    blocks = _started([decode_blocks(s()) for s in sources])
-    # [records, position, the run's remaining blocks]
+    any run, so all records up to it, in every block in hand, are added up
+    in one dict, run by run, and written out in key order; each round uses
+    up at least one block. Memory stays a block per run and the keys of one
+    round. A block's keys and values come as two lists (`decode_columns`),
+    never a tuple a record."""
+    blocks = _started([decode_columns(s()) for s in sources])
+    # [keys, values, position, the run's remaining blocks]
     hand: list[list[Any]] = []
     for run in blocks:
         first = next(run, None)
         if first is not None:
-            hand.append([first, 0, run])
+            hand.append([*first, 0, run])
     while hand:
-        frontier = min(h[0][-1][0] for h in hand)
-        taken: list[list[Any]] = []
-        for h in hand:
-            records, at, _ = h
-            h[1] = bisect.bisect_right(records, frontier, lo=at, key=_key)
-            taken.append(records[at : h[1]])
-        # The round's records, each run's already sorted: one stable sort
-        # merges them (in C, run by run), and a key's values, in the order
-        # of the runs, are added up by one sum() per key rather than a dict
-        # update per record. Summed before the next blocks are read, so
-        # that the records of this round are freed first.
-        merged = sorted(itertools.chain.from_iterable(taken), key=_key)
-        del taken
-        summed = [
-            (key, sum(map(_value, group))) for key, group in itertools.groupby(merged, key=_key)
-        ]
-        del merged
+        frontier = min(h[0][-1] for h in hand)
+        sums: dict[str, Any] = {}
+        get = sums.get
         kept = []
         for h in hand:
-            records, at, run = h
-            if at < len(records):
+            keys, values, at, run = h
+            end = bisect.bisect_right(keys, frontier, lo=at)
+            # A key's values are added in the order of the runs, from 0, as
+            # sum() would.
+            for key, value in zip(keys[at:end], values[at:end], strict=True):
+                sums[key] = get(key, 0) + value
+            if end < len(keys):
+                h[2] = end
                 kept.append(h)
                 continue
             following = next(run, None)
             if following is not None:
-                h[0], h[1] = following, 0
+                h[:3] = [*following, 0]
                 kept.append(h)
         hand = kept
-        yield from summed
+        for key in sorted(sums):
+            yield key, sums[key]
 
 
 def merge(

@@ -200,7 +200,8 @@ def test_a_merge_of_more_runs_than_its_fan_in_spills_and_keeps_every_record(
         for _ in range(23)
     ]
     expected = sorted(
-        (r for run in runs for r in records.decode([run])), key=lambda r: (r[0], str(r[1]))
+        (tuple(r) for run in runs for r in records.decode([run])),
+        key=lambda r: (r[0], str(r[1])),
     )
     merged = records.merge(
         [partial(records.bytes_blocks, run, 7) for run in runs], fan_in=3, spill_dir=str(tmp_path)
@@ -322,9 +323,10 @@ def test_a_run_spells_every_value_as_json_does(value: Any) -> None:
     assert list(records.decode([records.to_bytes([("k\t", value)])])) == [["k\t", value]]
 
 
+@pytest.mark.parametrize("layout", ["lines", "columns"])
 @pytest.mark.parametrize("fan_in", [2, 64])
 def test_a_summing_merge_equals_the_sum_of_its_runs_in_key_order(
-    fan_in: int, tmp_path: Path
+    fan_in: int, layout: str, tmp_path: Path
 ) -> None:
     rng = random.Random(5)
     words = [f"w{i:04d}" for i in range(3000)] + ["straße", "λόγος", 'a"quote', ""]
@@ -334,7 +336,12 @@ def test_a_summing_merge_equals_the_sum_of_its_runs_in_key_order(
         for w in rng.sample(words, rng.randint(0, 2500)):
             counts[w] = rng.randint(1, 50)
             expected[w] = expected.get(w, 0) + counts[w]
-        run = records.to_bytes(sorted(counts.items()))
+        ordered = sorted(counts.items())
+        run = (
+            records.to_bytes(ordered)
+            if layout == "lines"
+            else b"".join(records.encode_columns(ordered, block_bytes=300))
+        )
         # Small blocks: many rounds, and blocks of one run ending anywhere.
         runs.append(partial(records.bytes_blocks, run, 700))
     merged = list(records.merge(runs, fan_in=fan_in, spill_dir=str(tmp_path), sums=True))

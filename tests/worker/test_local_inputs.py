@@ -16,7 +16,7 @@ from submit.resources import Resources
 from submit.submission import submit_job
 from submit.tracking import fetch_result
 from tests.conftest import reference_wordcount
-from worker import storage
+from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.messages import BadMessage, MapTask, Piece, from_json, to_json
@@ -141,7 +141,7 @@ def test_a_local_worker_maps_the_file_and_fails_a_changed_one_for_good(
     body = map_body((local_piece(path),), resources.bucket)
     assert worker(local_files=True).handle(delivery(body)) == Delete("done")
     run = storage.get_object(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
-    assert b'["the",3]' in run
+    assert ("the", 3) in records.decode([run])
 
     path.write_bytes(TEXT + b"more\n")
     verdict = worker(local_files=True).handle(delivery(body.replace('"chunk":0', '"chunk":1')))

@@ -12,7 +12,7 @@ from worker.jobs.base import Params
 from worker.jobs.registry import get_job
 from worker.messages import Piece
 from worker.reading import PieceData, read_piece
-from worker.records import MERGE_FAN_IN, bytes_blocks, merge, to_bytes
+from worker.records import MERGE_FAN_IN, bytes_blocks, merge, pack, to_bytes
 
 
 def _pieces(files: Mapping[str, bytes], chunk_size_bytes: int) -> list[PieceData]:
@@ -55,7 +55,7 @@ def run_inline(
     results: list[bytes] = []
     for step, step_partitions in enumerate(job.step_partitions(partitions)):
         outputs = [
-            [to_bytes(part) for part in job.map_chunk(step, [piece], step_partitions)]
+            [pack(part) for part in job.map_chunk(step, [piece], step_partitions)]
             for piece in _pieces(inputs, chunk_size_bytes)
         ]
         results = []
