@@ -62,6 +62,8 @@ BLOCK_BYTES = 4 << 20
 _PAD = b"\0" * 16
 _MASKS = np.array([(1 << (8 * n)) - 1 for n in range(8)] + [2**64 - 1], dtype=np.uint64)
 _HIGH_BITS = np.uint64(0x8080808080808080)
+_NEWLINE = 0x0A
+_NOT_A_OR_NEWLINE = re.compile(r"[^a\n]+")
 # An odd multiplier (Fibonacci hashing's), to hash a pair of keys into one.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -99,6 +101,16 @@ def _blocks(folded: bytes) -> Iterator[bytes]:
             end = size if cut == -1 else cut
         yield folded[start:end]
         start = end
+
+
+def _lines(rows: np.ndarray) -> bytes:
+    """Rows of NUL-padded bytes as lines: each row without its NULs, then
+    a newline (a token holds no NUL byte)."""
+    ended = np.empty((len(rows), rows.shape[1] + 1), dtype=np.uint8)
+    ended[:, :-1] = rows
+    ended[:, -1] = _NEWLINE
+    flat = ended.ravel()
+    return bytes(flat[flat != 0].tobytes())
 
 
 def _runs(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +206,10 @@ class WordTally:
         but for two runs (up to 8 bytes, then up to 16) and the few words
         that are longer or not ASCII, at the end."""
         out: dict[str, int] = {}
-        odd: list[tuple[bytes, int]] = []
+        # Tokens with a byte from 0x80, as rows of bytes (NUL-padded), and
+        # their counts.
+        odd_rows: list[np.ndarray] = []
+        odd_counts: list[np.ndarray] = []
         if self._short:
             keys = np.concatenate([k for k, _ in self._short])
             counts = np.concatenate([c for _, c in self._short])
@@ -205,7 +220,8 @@ class WordTally:
             # An all-ASCII folded token is a word as it is.
             words = keys[plain].view("S8").astype("U8").tolist()
             out.update(zip(words, counts[plain].tolist(), strict=True))
-            odd.extend(zip(keys[~plain].view("S8").tolist(), counts[~plain].tolist(), strict=True))
+            odd_rows.append(keys[~plain].view(np.uint8).reshape(-1, 8))
+            odd_counts.append(counts[~plain])
         if self._pairs:
             pairs, counts = _pair_runs(
                 *_pair_groups(
@@ -218,28 +234,38 @@ class WordTally:
             out.update(
                 zip(as_bytes[plain].astype("U16").tolist(), counts[plain].tolist(), strict=True)
             )
-            odd.extend(zip(as_bytes[~plain].tolist(), counts[~plain].tolist(), strict=True))
-        odd.extend(self._long.items())
+            odd_rows.append(as_bytes[~plain].view(np.uint8).reshape(-1, 16))
+            odd_counts.append(counts[~plain])
+        texts = b"".join(_lines(rows) for rows in odd_rows)
+        if self._long:
+            texts += b"\n".join(self._long) + b"\n"
+            odd_counts.append(np.fromiter(self._long.values(), dtype=np.int64))
+        if texts:
+            self._add_odd(out, texts, np.concatenate(odd_counts))
         get = out.get
-        if odd:
-            # All at once: with every capital sigma cut out, lowering is
-            # context-free, and the newline between tokens, an ASCII byte, keeps
-            # each token decoded as it would be alone.
-            lowered = b"\n".join(t for t, _ in odd).decode("utf-8", "replace").lower()
-            texts = lowered.split("\n")
-            # A text that is one of the words found is one word (a word holds
-            # word characters only): most are, and need no search of their own.
-            whole = set(WORD.findall(lowered)).__contains__
-            for text, (_, n) in zip(texts, odd, strict=True):
-                if whole(text):
-                    out[text] = get(text, 0) + n
-                else:
-                    for word in WORD.findall(text):
-                        out[word] = get(word, 0) + n
         for word, n in self._words.items():
             out[word] = get(word, 0) + n
         return out
 
+    @staticmethod
+    def _add_odd(out: dict[str, int], texts: bytes, counts: np.ndarray) -> None:
+        """Add the words of `texts`, tokens each ended by a newline, each
+        token's words `counts` times.
+
+        All at once: with every capital sigma cut out, lowering is
+        context-free, and the newline after each token, an ASCII byte, keeps
+        each token decoded as it would be alone. The words of all tokens
+        come from one search; how many each token holds, from the same
+        text with every word made one "a" and all but the "a"s and the
+        newlines removed: its tokens' lengths."""
+        lowered = texts.decode("utf-8", "replace").lower()
+        words = WORD.findall(lowered)
+        marks = _NOT_A_OR_NEWLINE.sub("", WORD.sub("a", lowered)).encode("ascii")
+        ends = np.flatnonzero(np.frombuffer(marks, dtype=np.uint8) == _NEWLINE)
+        per_token = np.diff(ends, prepend=-1) - 1
+        get = out.get
+        for word, n in zip(words, np.repeat(counts, per_token).tolist(), strict=True):
+            out[word] = get(word, 0) + n
 
 def count_words_utf8(data: bytes) -> dict[str, int]:
     """Counter(re.findall(r"\\w+", data.decode("utf-8", "replace").lower())), faster."""
