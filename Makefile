@@ -39,7 +39,7 @@ $(NODE_STAMP): package.json package-lock.json
 # embedded AWS with a local fleet, then everything is shut down again.
 demo: bytecode
 	$(PY) -m submit run --local --job wordcount --include '*.py' --exclude 'site-packages/*' \
-		--chunk-size 512KB --top 20 --compare \
+		--chunk-size 2MB --top 20 --compare \
 		"$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 
 test: bytecode $(NODE_STAMP)
