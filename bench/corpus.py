@@ -18,6 +18,7 @@ import hashlib
 import json
 import operator
 import random
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import accumulate
@@ -310,7 +311,15 @@ def stdlib_corpus(root: Path) -> FilesCorpus:
         "\n".join(f"{p.relative_to(stdlib)}:{p.stat().st_size}" for p in sources).encode()
     ).hexdigest()
     stamp = directory.with_name(directory.name + ".sha256")
-    if not (stamp.exists() and stamp.read_text() == digest and all(p.exists() for p in files)):
+    # Drover reads the whole directory: anything else in it (a compiled
+    # cache, say) would change the input.
+    if not (
+        stamp.exists()
+        and stamp.read_text() == digest
+        and all(p.exists() for p in files)
+        and sum(1 for p in directory.rglob("*") if not p.is_dir()) == len(files)
+    ):
+        shutil.rmtree(directory, ignore_errors=True)
         for k in range(copies):
             for p in sources:
                 target = directory / f"copy-{k:02d}" / p.relative_to(stdlib)
