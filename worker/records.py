@@ -56,7 +56,6 @@ Source = Callable[[], Iterable[bytes]]
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _key = itemgetter(0)
-_value = itemgetter(1)
 T = TypeVar("T")
 
 
@@ -99,8 +98,9 @@ def to_bytes(records: Iterable[Record]) -> bytes:
 
 
 # Values whose size in a column block is bounded: a batch of them is sized
-# at once.
+# at once, at most this many bytes each.
 _SMALL_VALUES = frozenset({int, float, bool, type(None)})
+_SMALL_VALUE_BYTES = 24
 # Records taken at a time by `encode_columns`.
 _BATCH = 512
 # What the encoder escapes in a string, with ensure_ascii=False, but the
@@ -112,7 +112,7 @@ def _value_size(key: str, value: Any) -> int:
     """About the bytes `value` takes in a column block, checked to be JSON."""
     kind = type(value)
     if kind in _SMALL_VALUES:
-        return 24
+        return _SMALL_VALUE_BYTES
     if kind is str:
         return len(value) + 2
     try:
@@ -151,7 +151,9 @@ def encode_columns(records: Iterable[Record], *, block_bytes: int = BLOCK_BYTES)
             keys.extend(batch_keys)
             values.extend(batch_values)
             size += sum(map(len, batch_keys)) + (
-                sum(map(len, batch_values)) if str in kinds else 24 * len(batch_values)
+                sum(map(len, batch_values))
+                if str in kinds
+                else _SMALL_VALUE_BYTES * len(batch_values)
             )
             if size >= block_bytes:
                 yield _column_block(keys, values)
@@ -197,8 +199,7 @@ def decode_blocks(blocks: Iterable[bytes]) -> Iterator[list[Record]]:
         if lines.startswith(b"{"):
             for keys, values in _columns(lines):
                 yield list(zip(keys, values, strict=True))
-        # One call parses a whole block of lines: far cheaper than one per line.
-        elif parsed := json.loads(b"[" + lines.replace(b"\n", b",") + b"]"):
+        elif parsed := _rows(lines):
             yield parsed
 
 
@@ -208,7 +209,7 @@ def decode_columns(blocks: Iterable[bytes]) -> Iterator[tuple[list[str], list[An
     for lines in _whole_lines(blocks):
         if lines.startswith(b"{"):
             yield from _columns(lines)
-        elif parsed := json.loads(b"[" + lines.replace(b"\n", b",") + b"]"):
+        elif parsed := _rows(lines):
             yield [key for key, _ in parsed], [value for _, value in parsed]
 
 
@@ -226,6 +227,12 @@ def _whole_lines(blocks: Iterable[bytes]) -> Iterator[bytes]:
         yield data[:cut]
     if tail.strip():
         yield tail
+
+
+def _rows(lines: bytes) -> list[Any]:
+    # One call parses a whole block of lines: far cheaper than one per line.
+    rows: list[Any] = json.loads(b"[" + lines.replace(b"\n", b",") + b"]")
+    return rows
 
 
 def _columns(lines: bytes) -> Iterator[tuple[list[str], list[Any]]]:
