@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -53,6 +54,25 @@ def resources(clients: Clients) -> Resources:
         dynamodb=clients.dynamodb,
         settings=Settings(visibility_timeout_s=30, max_receive_count=3),
     )
+
+
+@contextmanager
+def counting(clients: Clients) -> Iterator[list[str]]:
+    """Every API call the clients make, as service.Operation."""
+    calls: list[str] = []
+
+    def count(event_name: str, **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        calls.append(f"{service}.{operation}")
+
+    owned = (clients.s3, clients.sqs, clients.dynamodb)
+    for client in owned:
+        client.meta.events.register("before-call", count)
+    try:
+        yield calls
+    finally:
+        for client in owned:
+            client.meta.events.unregister("before-call", count)
 
 
 def reference_wordcount(files: Mapping[str, bytes]) -> dict[str, int]:

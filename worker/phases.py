@@ -34,6 +34,7 @@ dead-lettered too.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 import time
@@ -312,20 +313,20 @@ class MapReduce:
                 records.pack(output),
                 step=task.step,
             )
-        outcome = self.ledger.complete(
+        completion = self.ledger.completion(
             task.job_id,
             task.item,
             attempts=receives,
             worker=self.worker_id,
             map_seconds=round(time.monotonic() - started, 3),
         )
-        if outcome.starts_next_phase:
-            record = self.ledger.job(task.job_id)
+        if completion.outcome.starts_next_phase:
+            record = completion.job or self.ledger.job(task.job_id)
             if record is None:
                 raise UnknownJob(f"job {task.job_id} has no job item")
             assert self.sqs is not None and self.reduce_queue_url is not None
             trigger_reduce(self.sqs, self.reduce_queue_url, record, wake=self.wake_reducers)
-        return outcome
+        return completion.outcome
 
     def _reduce(self, task: ReduceTask, started: float) -> Outcome:
         params = get_job(task.job).check_params(task.params)
@@ -359,19 +360,27 @@ class MapReduce:
                 # A step's results before the last are intermediate.
                 tagging=None if last_step else storage.MAP_OUTPUT_TAGGING,
             )
-        outcome = self.ledger.complete(
+        own_summary = summary.to_dict()
+        completion = self.ledger.completion(
             task.job_id,
             task.item,
-            summary=summary.to_dict(),
+            # A job of one partition: this is its last one.
+            likely_last=task.partitions == 1,
+            summary=own_summary,
             worker=self.worker_id,
             reduce_seconds=round(time.monotonic() - started, 3),
         )
+        outcome = completion.outcome
         if outcome.starts_next_phase:
-            record = self.ledger.job(task.job_id)
-            if record is None:
-                raise UnknownJob(f"job {task.job_id} has no job item")
             if last_step:
-                summary_all = job.merge_summaries(self.ledger.summaries(task.job_id, task.step))
+                # The step's partitions' summaries; a job of one partition's
+                # is this one (as stored: JSON's types).
+                summaries = (
+                    [json.loads(json.dumps(own_summary))]
+                    if task.partitions == 1
+                    else self.ledger.summaries(task.job_id, task.step)
+                )
+                summary_all = job.merge_summaries(summaries)
                 self.ledger.finalize(
                     task.job_id,
                     summary_all,
@@ -381,6 +390,9 @@ class MapReduce:
                 )
                 log.info("job %s: succeeded", task.job_id)
             else:
+                record = completion.job or self.ledger.job(task.job_id)
+                if record is None:
+                    raise UnknownJob(f"job {task.job_id} has no job item")
                 if self.sqs is None or self.map_queue_url is None:
                     raise RuntimeError("a reducer of a job of several steps needs the map queue")
                 start_next_step(

@@ -4,37 +4,15 @@ only to list failed chunks, or for a job created before those sums."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 import pytest
 
 from submit import cost
 from submit.clients import Clients
 from submit.resources import Resources
 from submit.tracking import job_status, list_jobs, step_items
+from tests.conftest import counting
 from worker.ledger import ItemKey, JobState, Outcome, Work
 from worker.ledger.admin import Admin
-
-
-@contextmanager
-def counting(clients: Clients) -> Iterator[list[str]]:
-    """Every API call the clients make, as service.Operation."""
-    calls: list[str] = []
-
-    def count(event_name: str, **_: Any) -> None:
-        _, service, operation = event_name.split(".", 2)
-        calls.append(f"{service}.{operation}")
-
-    owned = (clients.s3, clients.sqs, clients.dynamodb)
-    for client in owned:
-        client.meta.events.register("before-call", count)
-    try:
-        yield calls
-    finally:
-        for client in owned:
-            client.meta.events.unregister("before-call", count)
 
 
 def new_job(ledger: Admin, job_id: str, chunks: int, *, max_failures: int = 0) -> None:

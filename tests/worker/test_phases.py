@@ -14,7 +14,7 @@ from submit.clients import Clients
 from submit.recovery import retry
 from submit.resources import Resources
 from submit.tracking import fetch_result, job_status
-from tests.conftest import reference_wordcount
+from tests.conftest import counting, reference_wordcount
 from worker import names, records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry
 from worker.jobs import Job, register
@@ -116,7 +116,21 @@ def test_a_map_task_writes_its_output_counts_once_and_starts_the_reduce(
 ) -> None:
     new_job(ledger, resources)
     body = to_json(map_task(resources))
-    assert handler(Phase.MAP).handle(delivery(body)) == Delete("done")
+    with counting(clients) as calls:
+        assert handler(Phase.MAP).handle(delivery(body)) == Delete("done")
+    # The job's state, the input, the output; the counting transaction is
+    # refused (this is the last chunk), the job is read, the last one's goes
+    # through, and the reduce is sent with what that read said: the job is
+    # not read again for it.
+    assert calls == [
+        "dynamodb.GetItem",
+        "s3.GetObject",
+        "s3.PutObject",
+        "dynamodb.TransactWriteItems",
+        "dynamodb.GetItem",
+        "dynamodb.TransactWriteItems",
+        "sqs.SendMessageBatch",
+    ]
     output = storage.get_object(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
     assert dict(records.decode([output])) == reference_wordcount({"in.txt": TEXT})
     job = ledger.require("j")
@@ -144,10 +158,21 @@ def test_a_reduce_task_finalizes_the_job(
         chunks=1,
         bucket=resources.bucket,
     )
-    assert handler(Phase.REDUCE).handle(delivery(to_json(task))) == Delete("done")
+    with counting(clients) as calls:
+        assert handler(Phase.REDUCE).handle(delivery(to_json(task))) == Delete("done")
     job = ledger.require("j")
     assert job.state is JobState.SUCCEEDED
     assert job.summary == {"total": 4, "distinct": 3, "top": [["the", 2], ["cat", 1], ["hat", 1]]}
+    # A job of one partition: its reducer counts it as the last one at the
+    # first try and finalizes the job with its own summary, reading the job
+    # once (its state) and no other partition's summary.
+    assert calls == [
+        "dynamodb.GetItem",
+        "s3.GetObject",
+        "s3.PutObject",
+        "dynamodb.TransactWriteItems",
+        "dynamodb.UpdateItem",
+    ]
     part = storage.get_object(clients.s3, resources.bucket, storage.result_key("j", 0))
     assert dict(records.decode([part])) == reference_wordcount({"in.txt": TEXT})
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from worker.ledger.completion import Completions, Outcome
+from worker.ledger.completion import Completion, Completions, Outcome
 from worker.ledger.failures import WORKER_LOST, Failures
 from worker.ledger.model import (
     ItemKey,
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "WORKER_LOST",
+    "Completion",
     "ItemKey",
     "ItemRecord",
     "ItemState",
@@ -61,7 +62,14 @@ class Ledger:
 
     def complete(self, job_id: str, key: ItemKey, **fields: Any) -> Outcome:
         """Count a chunk or partition once (see completion.py)."""
-        return self.completions.complete(job_id, key, **fields)
+        return self.completions.complete(job_id, key, **fields).outcome
+
+    def completion(
+        self, job_id: str, key: ItemKey, *, likely_last: bool = False, **fields: Any
+    ) -> Completion:
+        """`complete`, with the job item if counting read it, and trying the
+        last completion first when the caller knows it is `likely_last`."""
+        return self.completions.complete(job_id, key, likely_last=likely_last, **fields)
 
     def record_failure(
         self,
