@@ -23,15 +23,16 @@ from __future__ import annotations
 
 # worker.consumer receives and deletes (batched); worker.keepalive extends
 # visibility and gives a message back; worker.queues.queue_config reads the
-# queue's visibility timeout and redrive policy.
+# queue's visibility timeout and redrive policy where the environment does
+# not give them (the stack's does: worker.wiring.queue_settings).
 CONSUME = [
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibility",
     "sqs:GetQueueAttributes",
 ]
-# worker.queues.move_to_dead_letter sends to the DLQ; queue_config finds the
-# DLQ's URL by the name in the redrive policy.
+# worker.queues.move_to_dead_letter sends to the DLQ; queue_config, where
+# it runs, finds the DLQ's URL by the name in the redrive policy.
 DEAD_LETTER = ["sqs:SendMessage", "sqs:GetQueueUrl"]
 # worker.triggers.trigger_reduce: one message per partition, batched; and
 # worker.steps.start_next_step: the next step's chunks, batched.

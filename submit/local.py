@@ -120,6 +120,9 @@ class LocalDrover:
             env = {
                 **local_env(endpoint),
                 **self.resources.worker_env(),
+                # What `start` makes the queues with.
+                names.ENV_VISIBILITY_TIMEOUT_S: str(self.settings.visibility_timeout_s),
+                names.ENV_MAX_RECEIVE_COUNT: str(self.settings.max_receive_count),
                 names.ENV_RECEIVE_WAIT_S: str(LOCAL_RECEIVE_WAIT_S),
                 names.ENV_STOP_TIMEOUT_S: str(self.options.stop_timeout_s),
                 # The same limit per message as a deployed fleet's.

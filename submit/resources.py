@@ -53,6 +53,8 @@ class Resources:
             names.ENV_TABLE: self.table,
             names.ENV_MAP_QUEUE_URL: self.map_queue_url,
             names.ENV_REDUCE_QUEUE_URL: self.reduce_queue_url,
+            names.ENV_MAP_DLQ_URL: self.map_dlq_url,
+            names.ENV_REDUCE_DLQ_URL: self.reduce_dlq_url,
         }
 
 

@@ -28,8 +28,7 @@ from worker.ecs import TaskProtection
 from worker.exiting import exit_now
 from worker.isolation import Isolated, WorkProcess
 from worker.ledger import Phase
-from worker.queues import queue_config
-from worker.wiring import build_handler, max_task_s, queue_url
+from worker.wiring import build_handler, max_task_s, queue_settings, queue_url
 
 log = logging.getLogger("worker")
 
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     consumer = Consumer(
         sqs=sqs,
         queue_url=url,
-        queue=queue_config(sqs, url),
+        queue=queue_settings(sqs, phase, url),
         handler=handler,
         worker_id=worker_id,
         receive_wait_s=int(os.environ.get(names.ENV_RECEIVE_WAIT_S, defaults.receive_wait_s)),
@@ -102,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         protection=TaskProtection(),
         activity=ActivityReport(os.environ.get(names.ENV_ACTIVITY_FLEET)),
         burst=args.burst,
+        # A reducer's messages (a job's partitions) seldom come in a row.
+        batch_deletes=phase is Phase.MAP,
         max_messages=args.max_messages,
         max_hold_s=limit_s + HOLD_MARGIN_S,
         before_forced_exit=handler.kill_now,

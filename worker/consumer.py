@@ -9,7 +9,10 @@ verdict, and only the consumer touches the message afterwards:
                     of the visibility timeout); a message delivered before
                     is deleted at once, since each delivery spends one of
                     its receives and a worker killed with the delete pending
-                    would spend another
+                    would spend another; so is every message of a consumer
+                    made with `batch_deletes=False` (the reducers, whose
+                    messages seldom come in a row: a batch would be of one,
+                    sent after an empty receive)
     Retry(after_s)  a transient failure: visible again after `after_s`
                     seconds (at most the visibility timeout), to be received
                     again until its queue's maxReceiveCount
@@ -127,6 +130,7 @@ class Consumer:
         protection: TaskProtection | None = None,
         activity: ActivityReport | None = None,
         burst: bool = False,
+        batch_deletes: bool = True,
         max_messages: int | None = None,
         max_hold_s: float | None = None,
         before_forced_exit: Callable[[], None] = lambda: None,
@@ -141,6 +145,7 @@ class Consumer:
         self.protection = protection or TaskProtection(agent_uri="")
         self.activity = activity or ActivityReport(None)
         self.burst = burst
+        self.batch_deletes = batch_deletes
         self.max_messages = max_messages
         self.stats = Stats()
         self.before_forced_exit = before_forced_exit
@@ -192,10 +197,10 @@ class Consumer:
         while not self.stopping:
             if self.max_messages is not None and seen >= self.max_messages:
                 break
-            # With deletes pending, look without waiting first: an empty
-            # answer is the moment to send them before a long poll.
-            flushing = bool(self.deletes.pending)
-            wait = 0 if flushing else self.receive_wait_s
+            # Always the long poll, deletes pending or not: the keepalive's
+            # tick sends them when they are due, during the wait too, so an
+            # empty look first to send them sooner would cost a receive at
+            # every end of a run of messages.
             try:
                 self._receiving = not self.stopping
                 if not self._receiving:
@@ -203,7 +208,7 @@ class Consumer:
                 messages = self.sqs.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=self.receive_batch_size,
-                    WaitTimeSeconds=wait,
+                    WaitTimeSeconds=self.receive_wait_s,
                     AttributeNames=["ApproximateReceiveCount"],
                 ).get("Messages", [])
             except StopWaiting:
@@ -213,7 +218,7 @@ class Consumer:
             if not messages:
                 self.deletes.flush()
                 self.protection.release()
-                if self.burst and not flushing:
+                if self.burst:
                     break
                 continue
             self.protection.hold()
@@ -261,7 +266,7 @@ class Consumer:
         match verdict:
             case Delete(outcome):
                 self.stats.outcomes[outcome] += 1
-                if delivery.receives > 1:
+                if delivery.receives > 1 or not self.batch_deletes:
                     delete_batches(self.sqs, self.queue_url, [receipt])
                 else:
                     self.deletes.add(receipt)

@@ -12,6 +12,14 @@ from __future__ import annotations
 ENV_TABLE = "DROVER_TABLE"
 ENV_MAP_QUEUE_URL = "DROVER_MAP_QUEUE_URL"
 ENV_REDUCE_QUEUE_URL = "DROVER_REDUCE_QUEUE_URL"
+# What the served queue was made with, written by whoever made it (the
+# stack, the local fleet) so that a worker need not ask the queue: its
+# dead-letter queue, visibility timeout and maxReceiveCount. A worker that
+# lacks any of them reads the queue's attributes instead (worker.wiring).
+ENV_MAP_DLQ_URL = "DROVER_MAP_DLQ_URL"
+ENV_REDUCE_DLQ_URL = "DROVER_REDUCE_DLQ_URL"
+ENV_VISIBILITY_TIMEOUT_S = "DROVER_VISIBILITY_TIMEOUT_S"
+ENV_MAX_RECEIVE_COUNT = "DROVER_MAX_RECEIVE_COUNT"
 ENV_CLUSTER = "DROVER_CLUSTER"
 ENV_REDUCE_SERVICE = "DROVER_REDUCE_SERVICE"
 # The map service a reducer wakes when it starts a job's next step.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from worker import names
 from worker import settings as cfg
@@ -19,6 +20,10 @@ from worker.clients import client
 from worker.ecs import Service, Waker
 from worker.ledger import Ledger, Phase
 from worker.phases import MapReduce
+from worker.queues import QueueConfig, queue_config
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 
 def env(name: str) -> str:
@@ -32,6 +37,21 @@ def env(name: str) -> str:
 def queue_url(phase: Phase) -> str:
     """The URL of the queue a worker of `phase` serves."""
     return env(names.ENV_MAP_QUEUE_URL if phase is Phase.MAP else names.ENV_REDUCE_QUEUE_URL)
+
+
+def queue_settings(sqs: SQSClient, phase: Phase, url: str) -> QueueConfig:
+    """The served queue's visibility timeout and redrive policy: as the
+    stack or the local fleet that made the queue wrote them into the
+    environment (the same values it made the queue with), else read from
+    the queue itself, two requests more a worker."""
+    dlq_url = os.environ.get(
+        names.ENV_MAP_DLQ_URL if phase is Phase.MAP else names.ENV_REDUCE_DLQ_URL
+    )
+    visibility = os.environ.get(names.ENV_VISIBILITY_TIMEOUT_S)
+    receives = os.environ.get(names.ENV_MAX_RECEIVE_COUNT)
+    if dlq_url and visibility and receives:
+        return QueueConfig(int(visibility), int(receives), dlq_url)
+    return queue_config(sqs, url)
 
 
 def max_task_s() -> float:

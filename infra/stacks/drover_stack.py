@@ -118,6 +118,10 @@ class DroverStack(Stack):
             names.ENV_MAP_QUEUE_URL: map_work.queue.queue_url,
             names.ENV_REDUCE_QUEUE_URL: reduce_work.queue.queue_url,
             names.ENV_MAX_TASK_SECONDS: str(settings.max_task_s),
+            # What both queues are made with (queue_options), so that a
+            # worker need not read them from its queue.
+            names.ENV_VISIBILITY_TIMEOUT_S: str(settings.visibility_timeout_s),
+            names.ENV_MAX_RECEIVE_COUNT: str(settings.max_receive_count),
             **({names.ENV_JOB_MODULES: ",".join(jobs.modules)} if jobs else {}),
         }
         fleet_options = {
@@ -149,6 +153,7 @@ class DroverStack(Stack):
             queue=reduce_work.queue,
             environment={
                 **environment,
+                names.ENV_REDUCE_DLQ_URL: reduce_work.dead_letter_queue.queue_url,
                 names.ENV_CLUSTER: cluster.cluster_name,
                 names.ENV_MAP_SERVICE: map_service_name,
                 names.ENV_MAP_MAX_TASKS: str(settings.max_workers),
@@ -164,6 +169,7 @@ class DroverStack(Stack):
             queue=map_work.queue,
             environment={
                 **environment,
+                names.ENV_MAP_DLQ_URL: map_work.dead_letter_queue.queue_url,
                 names.ENV_CLUSTER: cluster.cluster_name,
                 names.ENV_REDUCE_SERVICE: reducers.service.service_name,
                 names.ENV_REDUCE_MAX_TASKS: str(settings.max_reducers),

@@ -18,6 +18,8 @@ COMMON_ENV = (
     names.ENV_MAP_QUEUE_URL,
     names.ENV_REDUCE_QUEUE_URL,
     names.ENV_MAX_TASK_SECONDS,
+    names.ENV_VISIBILITY_TIMEOUT_S,
+    names.ENV_MAX_RECEIVE_COUNT,
 )
 
 
@@ -58,12 +60,14 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
     map_env, reduce_env = mappers.environment(default.raw), reducers.environment(default.raw)
     assert set(map_env) == {
         *COMMON_ENV,
+        names.ENV_MAP_DLQ_URL,
         names.ENV_CLUSTER,
         names.ENV_REDUCE_SERVICE,
         names.ENV_REDUCE_MAX_TASKS,
     }
     assert set(reduce_env) == {
         *COMMON_ENV,
+        names.ENV_REDUCE_DLQ_URL,
         names.ENV_CLUSTER,
         names.ENV_MAP_SERVICE,
         names.ENV_MAP_MAX_TASKS,
@@ -72,6 +76,14 @@ def test_environment_names_the_resources(default: Synthesis) -> None:
         assert env[names.ENV_MAP_QUEUE_URL] == {"Ref": mappers.queue}
         assert env[names.ENV_REDUCE_QUEUE_URL] == {"Ref": reducers.queue}
         assert env[names.ENV_MAX_TASK_SECONDS] == str(default.deployment.settings.max_task_s)
+    # Each fleet is told what its queue was made with, so that its workers
+    # need not ask the queue.
+    assert map_env[names.ENV_MAP_DLQ_URL] == {"Ref": mappers.dead_letter_queue}
+    assert reduce_env[names.ENV_REDUCE_DLQ_URL] == {"Ref": reducers.dead_letter_queue}
+    for f, env in ((mappers, map_env), (reducers, reduce_env)):
+        queue = props(default.raw, f.queue)
+        assert env[names.ENV_VISIBILITY_TIMEOUT_S] == str(queue["VisibilityTimeout"])
+        assert env[names.ENV_MAX_RECEIVE_COUNT] == str(queue["RedrivePolicy"]["maxReceiveCount"])
     assert map_env[names.ENV_REDUCE_SERVICE] == {"Fn::GetAtt": [reducers.service, "Name"]}
     # The other way round by a fixed name, not a reference: each task
     # definition naming the other's service by reference would be a cycle.
