@@ -93,15 +93,19 @@ def _read_local(path: str, size: int, start: int, end: int) -> bytes:
 
 
 class JobStates:
-    """Job states as read at most JOB_STATE_TTL_S ago; final ones for good."""
+    """Job states as read at most JOB_STATE_TTL_S ago; final ones for good.
+    A state is also known from a write conditioned on it: a completion
+    counted (worker.ledger.completion) saw its job open, so a worker busy
+    with one job's chunks reads its state only when it starts on them."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.monotonic) -> None:
         self.ledger = ledger
+        self.clock = clock
         self.known: dict[str, tuple[JobState | None, float]] = {}
 
     def get(self, job_id: str, *, fresh: bool = False) -> JobState | None:
         """None if the job has no item."""
-        now = time.monotonic()
+        now = self.clock()
         known = self.known.get(job_id)
         if known is not None and not fresh:
             state, read_at = known
@@ -115,7 +119,7 @@ class JobStates:
         return state
 
     def set(self, job_id: str, state: JobState) -> None:
-        self.known[job_id] = (state, time.monotonic())
+        self.known[job_id] = (state, self.clock())
 
     def forget(self, job_id: str) -> None:
         self.known.pop(job_id, None)
@@ -206,6 +210,14 @@ class MapReduce:
         if outcome is Outcome.DROPPED:
             self.states.forget(task.job_id)
             return Delete("dropped")
+        if outcome in (Outcome.COUNTED, Outcome.LAST):
+            # What the counting transaction, conditioned on the job being
+            # open, has just written.
+            counting = task.item.phase.counting
+            self.states.set(
+                task.job_id,
+                counting.counting_state if outcome is Outcome.COUNTED else counting.complete_state,
+            )
         return Delete("duplicate" if outcome is Outcome.DUPLICATE else "done")
 
     def _note_last_receive(self, task: Task, receives: int) -> None:

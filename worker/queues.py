@@ -194,8 +194,8 @@ class DeleteBatcher:
     so holding its delete for a few seconds can cost, at worst, a harmless
     redelivery; it saves nearly one request per chunk. No delete waits longer
     than `max_age_s`: `flush_if_due` is called a few times a second while the
-    worker runs its next message, since a message whose delete waits past its
-    visibility timeout is delivered again.
+    worker runs its next message or waits for one, since a message whose
+    delete waits past its visibility timeout is delivered again.
     """
 
     def __init__(self, sqs: SQSClient, queue_url: str, *, max_age_s: float) -> None:

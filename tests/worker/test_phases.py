@@ -23,7 +23,7 @@ from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import Admin
 from worker.messages import MapTask, Piece, ReduceTask, to_json
 from worker.names import MAP_OUTPUT_TAG_KEY, MAP_OUTPUT_TAG_VALUE
-from worker.phases import BACKOFF_BASE_S, MapReduce
+from worker.phases import BACKOFF_BASE_S, JOB_STATE_TTL_S, MapReduce
 from worker.wiring import build_handler
 
 TEXT = b"the cat\nthe hat\n"
@@ -175,6 +175,28 @@ def test_a_reduce_task_finalizes_the_job(
     ]
     part = storage.get_object(clients.s3, resources.bucket, storage.result_key("j", 0))
     assert dict(records.decode([part])) == reference_wordcount({"in.txt": TEXT})
+
+
+def test_a_worker_busy_with_a_job_reads_its_state_once_and_still_sees_a_cancel(
+    handler: Callable[[Phase], MapReduce], clients: Clients, resources: Resources, ledger: Admin
+) -> None:
+    new_job(ledger, resources, expected=4)
+    now = [0.0]
+    worker = handler(Phase.MAP)
+    worker.states.clock = lambda: now[0]
+    reads = 0
+    for chunk in range(3):
+        with counting(clients) as calls:
+            assert worker.handle(delivery(to_json(map_task(resources, chunk)))) == Delete("done")
+        reads += calls.count("dynamodb.GetItem")
+        # Each chunk ends more than the state's lifetime after the first read.
+        now[0] += JOB_STATE_TTL_S * 0.9
+    # Each counted chunk proved the job open: only the first chunk read it.
+    assert reads == 1
+    ledger.cancel("j")
+    # Past the lifetime of what the last completion proved, the cancel shows.
+    now[0] += JOB_STATE_TTL_S
+    assert worker.handle(delivery(to_json(map_task(resources, 3)))) == Delete("dropped")
 
 
 @pytest.mark.parametrize(

@@ -267,6 +267,7 @@ class WordTally:
         for word, n in zip(words, np.repeat(counts, per_token).tolist(), strict=True):
             out[word] = get(word, 0) + n
 
+
 def count_words_utf8(data: bytes) -> dict[str, int]:
     """Counter(re.findall(r"\\w+", data.decode("utf-8", "replace").lower())), faster."""
     tally = WordTally()
