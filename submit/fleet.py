@@ -161,7 +161,7 @@ class Fleet:
                 in_flight = int(attrs["ApproximateNumberOfMessagesNotVisible"])
                 self._reap(pool)
                 backlog = visible + in_flight
-                if backlog == 0 and pool.backlog:
+                if backlog == 0 and pool.backlog and pool.role is Phase.REDUCE:
                     self._drained.set()
                 pool.backlog = backlog
                 if backlog == 0 and upstream == 0:
@@ -274,8 +274,9 @@ class Fleet:
             self._converge(pool)
 
     def nap(self, seconds: float) -> None:
-        """Wait up to `seconds`, less if a queue drains meanwhile: the moment
-        a job's last chunk or partition is done, for whoever follows it."""
+        """Wait up to `seconds`, less if the reducers' queue drains
+        meanwhile: the moment a job's last partition is done, for whoever
+        follows it."""
         if self._drained.wait(seconds):
             self._drained.clear()
 

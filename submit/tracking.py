@@ -22,6 +22,10 @@ from worker.jobs import get_job
 from worker.ledger import ItemRecord, ItemState, JobRecord, JobState, Phase
 from worker.ledger.admin import Admin
 
+# A followed job's first poll comes this soon; each next one twice as late,
+# up to the caller's longest interval (wait_for).
+FIRST_POLL_S = 0.5
+
 
 @dataclass
 class JobStatus:
@@ -125,6 +129,13 @@ def job_status(
     record = ledger.require(job_id)
     if not details:
         return status_of(record)
+    return _detailed(ledger, resources, record)
+
+
+def _detailed(ledger: Admin, resources: Resources, record: JobRecord) -> JobStatus:
+    """A job's status with its cost and failed chunks, from its job item as
+    read (the chunk items are read only to list failed chunks)."""
+    job_id = record.job_id
     failed = None
     if record.failed_chunks or record.state in (JobState.FAILED, JobState.CANCELLED):
         failed = [
@@ -173,29 +184,41 @@ def wait_for(
     max_poll_s: float = 2.0,
     timeout_s: float | None = None,
     sleep: Callable[[float], object] = time.sleep,
+    just_submitted: bool = False,
 ) -> JobStatus:
     """Poll until the job ends (or the timeout passes); returns its status,
-    with its failed chunks.
+    with its failed chunks, from the same read that saw it end.
 
-    Polls quickly at first, so a short job is seen to end promptly, then
-    every `max_poll_s`: each poll is a billed read, and a long job needs no
-    more than a progress bar's worth of them. `sleep(seconds)` waits between
-    polls; a local fleet's returns early when its queues drain."""
+    Polls every FIRST_POLL_S at first, then twice as long each time up to
+    `max_poll_s`: each poll is a billed read, and a long job needs no more
+    than a progress bar's worth of them. `sleep(seconds)` waits between
+    polls; a local fleet's returns early when its reducers' queue drains,
+    the moment a job is done. A job `just_submitted` is not read before the
+    first interval: its state is known."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    poll_s = 0.25
+    ledger = clients.ledger(resources)
+    poll_s = min(FIRST_POLL_S, max_poll_s)
+    if just_submitted:
+        sleep(poll_s)
+        poll_s = min(max_poll_s, poll_s * 2)
     while True:
-        status = job_status(clients, resources, job_id, details=False)
+        record = ledger.require(job_id)
+        status = status_of(record)
         if on_update:
             on_update(status)
         if status.terminal or (deadline is not None and time.monotonic() > deadline):
-            return job_status(clients, resources, job_id)
+            return _detailed(ledger, resources, record)
         sleep(poll_s)
-        poll_s = min(max_poll_s, poll_s * 1.5)
+        poll_s = min(max_poll_s, poll_s * 2)
 
 
-def fetch_result(clients: Clients, resources: Resources, job_id: str) -> Any:
-    """The job's whole result, merged from its partitions."""
-    status = job_status(clients, resources, job_id, details=False)
+def fetch_result(
+    clients: Clients, resources: Resources, job_id: str, status: JobStatus | None = None
+) -> Any:
+    """The job's whole result, merged from its partitions; `status`, if
+    given, is the job's as just read (it is not read again)."""
+    if status is None or status.job_id != job_id:
+        status = job_status(clients, resources, job_id, details=False)
     if not status.succeeded:
         raise OperationalError(f"job {job_id} is {status.state}; it has no result yet")
     job = get_job(status.job, status.params)

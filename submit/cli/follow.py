@@ -91,9 +91,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def follow(
-    target: Target, job_id: str, *, quiet: bool, timeout_s: float | None = None
+    target: Target,
+    job_id: str,
+    *,
+    quiet: bool,
+    timeout_s: float | None = None,
+    just_submitted: bool = False,
 ) -> JobStatus:
-    """Wait for a job with a progress display, recording lost work as it goes."""
+    """Wait for a job with a progress display, recording lost work as it
+    goes; a job `just_submitted` is first read after the first interval."""
     progress = render.JobProgress()
     lost = LostWorkWatch(target.clients, target.resources)
 
@@ -113,6 +119,7 @@ def follow(
             on_update=update,
             timeout_s=timeout_s,
             sleep=target.nap or time.sleep,
+            just_submitted=just_submitted,
         )
     finally:
         progress.close()
@@ -131,7 +138,7 @@ def finish(
     its result, the result written to a file. Exit 0 only if it succeeded."""
     result = None
     if status.succeeded and (output or top):
-        result = tracking.fetch_result(target.clients, target.resources, status.job_id)
+        result = tracking.fetch_result(target.clients, target.resources, status.job_id, status)
         if output:
             tracking.write_result(result, output)
     if as_json:

@@ -237,7 +237,7 @@ def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
             )
         return EXIT_OK
     print(f"job {submitted.job_id}: {submitted.chunks} chunks queued", file=sys.stderr)
-    status = follow(target, submitted.job_id, quiet=args.json)
+    status = follow(target, submitted.job_id, quiet=args.json, just_submitted=True)
     return finish(
         target, status, as_json=args.json, top=args.top, output=args.output, submitted=submitted
     )
@@ -295,7 +295,7 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             f"{render.human_bytes(args.chunk_size)}, {args.partitions} partition(s)",
             file=sys.stderr,
         )
-        status = follow(target, submitted.job_id, quiet=args.json)
+        status = follow(target, submitted.job_id, quiet=args.json, just_submitted=True)
         watch.mark("job")
         code = finish(
             target,
@@ -307,7 +307,7 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
         )
         watch.mark("result")
         drover_result = (
-            tracking.fetch_result(target.clients, target.resources, status.job_id)
+            tracking.fetch_result(target.clients, target.resources, status.job_id, status)
             if args.compare and status.succeeded
             else None
         )
