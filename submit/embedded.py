@@ -2,8 +2,8 @@
 and queues created from the same settings as the deployed stack.
 
 `EmbeddedAWS` runs moto's server in a thread of the calling process.
-`EmbeddedProcess` runs it in a process of its own, `python -m
-submit.embedded`, which is what local mode uses: the server's request
+`EmbeddedProcess` (submit.embedded_process) runs it in a process of its
+own, `python -m submit.embedded`, which is what local mode uses: the server's request
 handling (every SQS poll, DynamoDB write and S3 object of a job) then has
 its own interpreter and lock, not the submitting one's, whose CLI meanwhile
 finds the inputs, plans the chunks and follows the job; and moto is patched
@@ -21,22 +21,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import boto3
 
 from submit import moto_at_scale
-from submit.fleet import python_path
 from submit.resources import Resources
 from worker import names
 from worker import settings as cfg
@@ -184,109 +180,6 @@ class EmbeddedAWS:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
-
-
-class EmbeddedError(RuntimeError):
-    """The embedded AWS's process could not start."""
-
-
-# How long the embedded AWS's process may take to serve.
-START_TIMEOUT_S = 60.0
-# Connections that may wait for it meanwhile: a local fleet's workers and
-# the CLI, with room to spare.
-LISTEN_BACKLOG = 128
-
-
-class EmbeddedProcess:
-    """moto's server in a process of its own (see the module's docstring).
-
-    `start` launches it and returns at once, so that the caller can do its
-    own work while it starts; `wait_ready` returns its endpoint once it
-    serves; `stop` ends it."""
-
-    def __init__(self, *, port: int = 0, log_path: Path | None = None) -> None:
-        self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-        self._ready = False
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        """Bind the port and start the process, returning at once. The
-        endpoint is known from here on, and a request sent to it before the
-        process serves waits in the socket's backlog rather than failing:
-        local workers may start beside the embedded AWS, not after it."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", self.port))
-            listener.listen(LISTEN_BACKLOG)
-        except OSError as e:
-            listener.close()
-            raise EmbeddedError(f"port {self.port} on 127.0.0.1: {e.strerror or e}") from e
-        self.port = listener.getsockname()[1]
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = self.log_path.open("ab")
-        with listener:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "submit.embedded", "--fd", str(listener.fileno())],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._log if self._log is not None else subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": python_path()},
-                pass_fds=(listener.fileno(),),
-            )
-
-    def wait_ready(self, timeout_s: float = START_TIMEOUT_S) -> str:
-        """The endpoint, once the server answers; EmbeddedError if it died or
-        did not serve within `timeout_s`."""
-        if self._ready:
-            return self.endpoint_url
-        if self.proc is None:
-            self.start()
-        assert self.proc is not None and self.proc.stdout is not None
-        result: dict[str, Any] = {}
-
-        def read() -> None:
-            assert self.proc is not None and self.proc.stdout is not None
-            result["line"] = self.proc.stdout.readline()
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(timeout_s)
-        line = result.get("line", b"")
-        try:
-            self.port = int(json.loads(line)["port"])
-        except (ValueError, KeyError, TypeError):
-            self.stop()
-            where = f"; see {self.log_path}" if self.log_path is not None else ""
-            why = "it exited" if line or not reader.is_alive() else f"not within {timeout_s:g} s"
-            raise EmbeddedError(f"the embedded AWS did not start ({why}){where}") from None
-        self._ready = True
-        return self.endpoint_url
-
-    def stop(self) -> None:
-        """End the process: it exits as its standard input closes."""
-        proc, self.proc = self.proc, None
-        self._ready = False
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            try:
-                proc.wait(2)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
 
 def serve(port: int, fd: int | None = None) -> int:

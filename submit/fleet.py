@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from submit.embedded_process import python_path
 from worker.consumer import EXIT_UNAVAILABLE
 from worker.isolation import START_TIMEOUT_S
 from worker.ledger import Phase
@@ -65,18 +66,6 @@ MAX_START_FAILURES = 5
 START_BACKOFF_S = 0.5
 # Log lines quoted when a pool gives up.
 LOG_TAIL_LINES = 8
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def python_path() -> str:
-    """The project first, the caller's own PYTHONPATH after it (where user
-    job modules may live)."""
-    path = [
-        str(PROJECT_ROOT),
-        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-    ]
-    return os.pathsep.join(dict.fromkeys(path))
 
 
 @dataclass

@@ -35,15 +35,15 @@ from typing import Any
 
 from submit.clients import Clients
 from submit.embedded import (
-    EmbeddedProcess,
     local_client,
     local_env,
     local_resources,
     provision,
 )
+from submit.embedded_process import EmbeddedProcess, drover_home, python_path, take_early
 from submit.errors import OperationalError
-from submit.fleet import Fleet, python_path
-from submit.resources import LocalState, Resources, drover_home, process_alive, state_path
+from submit.fleet import Fleet
+from submit.resources import LocalState, Resources, process_alive, state_path
 from worker import names
 from worker import settings as cfg
 from worker.ledger import Phase
@@ -96,7 +96,9 @@ class LocalDrover:
         self.options = options or LocalOptions()
         self.settings = self.options.settings or local_settings()
         self.log_dir = self.options.log_dir or drover_home() / "logs"
-        self.aws = EmbeddedProcess(
+        # `python -m submit run --local` started it before its imports.
+        early = take_early() if self.options.port == 0 and self.options.log_dir is None else None
+        self.aws = early or EmbeddedProcess(
             port=self.options.port, log_path=self.log_dir / "embedded-aws.log"
         )
         self.resources: Resources | None = None

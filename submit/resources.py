@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from submit.embedded_process import drover_home
 from submit.errors import OperationalError
 from worker import names
 from worker.settings import Settings
@@ -89,11 +90,6 @@ def from_stack(cloudformation: Any, stack: str) -> Resources:
         task_cpu=int(outputs[names.OUTPUT_TASK_CPU]),
         task_memory_mib=int(outputs[names.OUTPUT_TASK_MEMORY_MIB]),
     )
-
-
-def drover_home() -> Path:
-    """Where the embedded AWS keeps its state file and logs."""
-    return Path(os.environ.get(names.ENV_HOME, Path.home() / ".drover"))
 
 
 def state_path() -> Path:

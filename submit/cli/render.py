@@ -259,9 +259,10 @@ def timeline_text(points: Sequence[tuple[float, int]]) -> str:
 
 
 class Stopwatch:
-    def __init__(self) -> None:
+    def __init__(self, since: float | None = None) -> None:
+        """From now, or from `since` (a time.monotonic())."""
         self.marks: list[tuple[str, float]] = []
-        self.last = time.monotonic()
+        self.last = time.monotonic() if since is None else since
 
     def mark(self, name: str) -> float:
         now = time.monotonic()

@@ -244,10 +244,12 @@ def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
 
 
 def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
+    from submit.embedded_process import command_started_at
     from submit.local import LocalDrover, LocalOptions, local_settings
 
     settings = local_settings()  # a bad cdk.json stops the run before anything starts
-    watch = render.Stopwatch()
+    # The whole run counts from the command's start, its imports included.
+    watch = render.Stopwatch(since=command_started_at())
     print(
         f"starting the embedded AWS and a local fleet of up to {args.max_workers} workers",
         file=sys.stderr,

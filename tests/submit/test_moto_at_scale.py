@@ -14,7 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from submit import moto_at_scale
-from submit.embedded import EmbeddedProcess, local_client
+from submit.embedded import local_client
+from submit.embedded_process import EmbeddedProcess
 
 TABLE = "t"
 
