@@ -190,3 +190,11 @@ def command_started_at() -> float | None:
     """time.monotonic() at the command's start, before its imports, if it
     was started as `python -m submit` (which calls `launch_early` first)."""
     return _called_at
+
+
+def console_main() -> int:
+    """The `drover` console script: `launch_early`, then the CLI."""
+    launch_early(sys.argv[1:])
+    from submit.cli import console_main as cli_main
+
+    return cli_main()
