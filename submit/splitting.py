@@ -18,15 +18,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from submit.errors import UsageError
-from worker.messages import Piece
+from worker.messages import Piece, piece_bytes
 
-# Keeps a chunk message far below SQS's size limit when files are tiny.
-MAX_PIECES_PER_CHUNK = 400
-# And its size in bytes, for long names and paths: ten messages, a send
-# batch, stay under SQS's 1 MiB a request.
+# The most files a chunk reads: a chunk of tiny files ends here before its
+# bytes reach the chunk size.
+MAX_PIECES_PER_CHUNK = 1000
+# And the most bytes its pieces take in the message (each as it is written,
+# worker.messages.piece_bytes): ten messages, a send batch, stay under SQS's
+# 1 MiB a request.
 MAX_CHUNK_MESSAGE_BYTES = 90_000
-# A piece's JSON besides its names, path and key.
-PIECE_OVERHEAD_BYTES = 120
 
 
 class InputError(UsageError):
@@ -213,14 +213,15 @@ def plan_chunks(placed: Iterable[Placed], chunk_size_bytes: int) -> list[list[Pi
             flush()
             chunks.append([piece(0, f.size)])
             continue
-        # JSON escapes can double a name's bytes.
-        weight = 2 * len(f.name) + len(p.key) + 2 * len(p.path or "") + PIECE_OVERHEAD_BYTES
         pos = 0
         while pos < f.size:
+            take = min(f.size - pos, chunk_size_bytes - filled)
+            next_piece = piece(pos, pos + take)
+            weight = piece_bytes(next_piece)
             if current and encoded + weight > MAX_CHUNK_MESSAGE_BYTES:
                 flush()
-            take = min(f.size - pos, chunk_size_bytes - filled)
-            current.append(piece(pos, pos + take))
+                continue
+            current.append(next_piece)
             filled += take
             encoded += weight
             pos += take

@@ -2,7 +2,9 @@
 
 A message names a job, its step, a chunk (or a reduce partition) and where
 its data lives; it never names code (version 2 added the step, version 3
-a piece's local `path`). A task
+a piece's local `path`, version 4 leaves out a piece's fields that hold
+their defaults: a chunk of small local files is mostly their paths, once
+each, so a message holds two to three times as many). A task
 knows its phase and its item in the ledger (`task.item`), and prints as
 "job J chunk N", so no caller needs to tell the two kinds apart. Decoding
 anything else raises `BadMessage`, which the worker treats as permanent
@@ -17,10 +19,22 @@ from typing import Any
 
 from worker.ledger.model import ItemKey, Phase
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Versions this worker reads: a version-2 message is a version-3 message
-# without local paths, so a chunk queued before an upgrade still runs.
-READS_VERSIONS = (2, 3)
+# without local paths, a version-3 one a version-4 one with every field of
+# every piece, so a chunk queued before an upgrade still runs.
+READS_VERSIONS = (2, 3, 4)
+# A piece's fields that a version-4 message leaves out when they hold these
+# values; it leaves out `end` too when it is `size` (the whole file), and
+# `name` when it is `path` (a local file named by its absolute path).
+PIECE_DEFAULTS: dict[str, Any] = {
+    "key": "",
+    "base": 0,
+    "start": 0,
+    "gzip": False,
+    "bucket": None,
+    "path": None,
+}
 
 
 class BadMessage(ValueError):
@@ -111,13 +125,49 @@ Task = MapTask | ReduceTask
 
 
 def to_json(task: Task) -> str:
-    """The message body: the task's fields in order, its pieces' too, as
-    `dataclasses.asdict` gives them, without its deep copy of every piece
-    (a job of thousands of small files has thousands of pieces)."""
+    """The message body: the task's fields in order, its pieces' too (of a
+    version-4 task, without those that hold their defaults), without
+    `dataclasses.asdict`'s deep copy of every piece (a job of thousands of
+    small files has thousands of pieces)."""
     body = dict(vars(task))
     if isinstance(task, MapTask):
-        body["pieces"] = [vars(p) for p in task.pieces]
+        body["pieces"] = [compact_piece(p) if task.version >= 4 else vars(p) for p in task.pieces]
     return json.dumps(body, separators=(",", ":"))
+
+
+def compact_piece(piece: Piece) -> dict[str, Any]:
+    """A piece's fields as a version-4 message writes them."""
+    fields = vars(piece)
+    return {
+        name: value
+        for name, value in fields.items()
+        if not (
+            (
+                name in PIECE_DEFAULTS
+                and value == PIECE_DEFAULTS[name]
+                and type(value) is type(PIECE_DEFAULTS[name])
+            )
+            or (name == "end" and value == piece.size)
+            or (name == "name" and value == piece.path)
+        )
+    }
+
+
+def piece_bytes(piece: Piece) -> int:
+    """What a piece adds to a version-4 message: its JSON and a comma."""
+    return len(json.dumps(compact_piece(piece), separators=(",", ":"))) + 1
+
+
+def _full_piece(raw: Any) -> dict[str, Any]:
+    """A version-4 piece's fields, those left out filled in."""
+    if not isinstance(raw, dict):
+        raise BadMessage(f"bad piece: not an object: {raw!r}")
+    fields = {**PIECE_DEFAULTS, **raw}
+    if "end" not in fields and "size" in fields:
+        fields["end"] = fields["size"]
+    if "name" not in fields and fields["path"] is not None:
+        fields["name"] = fields["path"]
+    return fields
 
 
 def _require(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -186,6 +236,8 @@ def from_json(text: str) -> Task:
         raise BadMessage("step must be 0 or more")
     if kind == "map":
         raw_pieces = _require(body, "pieces", list)
+        if version >= 4:
+            raw_pieces = [_full_piece(p) for p in raw_pieces]
         try:
             pieces = tuple(Piece(**p) for p in raw_pieces)
         except TypeError as e:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.reliability.conftest import JOB_MODULES, log_lines, until, write_corp
 from worker import storage
 from worker.ledger import ItemKey, ItemState, JobState, Phase
 from worker.ledger.admin import JobStateError
+from worker.messages import from_json
 from worker.settings import Settings
 
 CANCELLED = JobState.CANCELLED
@@ -39,8 +41,8 @@ def poisoned_chunks(s3, bucket: str, job_id: str) -> set[int]:
     return {
         n
         for n, task in enumerate(plan["chunks"])
-        for piece in task["pieces"]
-        if "a-poison-" in piece["name"] and piece["start"] == 0
+        for piece in from_json(json.dumps(task)).pieces
+        if "a-poison-" in piece.name and piece.start == 0
     }
 
 

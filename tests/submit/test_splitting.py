@@ -121,19 +121,33 @@ def test_s3_inputs_by_key_and_prefix(clients: Clients) -> None:
         discover(["s3://data/missing/"], s3=clients.s3)
 
 
-def test_a_chunk_of_many_long_paths_stays_small_enough_to_send_ten_at_once() -> None:
-    deep = "/" + "/".join(["a-rather-long-directory-name"] * 12)
-    placed = [
+def local_files(directory: str, count: int, size: int = 100) -> list[Placed]:
+    return [
         Placed(
-            file=InputFile(name=f"{deep}/f{i}.txt", size=100),
+            file=InputFile(name=f"{directory}/f{i}.txt", size=size),
             index=i,
             key="",
             base=0,
-            path=f"{deep}/f{i}.txt",
+            path=f"{directory}/f{i}.txt",
         )
-        for i in range(2000)
+        for i in range(count)
     ]
-    chunks = plan_chunks(placed, 16 << 20)
+
+
+def test_small_local_files_fill_a_chunk_to_its_piece_limit() -> None:
+    """A local file named by its path is written once in the message, its
+    default fields left out: a chunk of small files holds as many as a
+    chunk may read, not as many as three copies of each path allow."""
+    chunks = plan_chunks(local_files("/home/someone/projects/corpus", 2500), 16 << 20)
+    assert [len(c) for c in chunks] == [MAX_PIECES_PER_CHUNK, MAX_PIECES_PER_CHUNK, 500]
+
+
+@pytest.mark.parametrize("segment", ["a-rather-long-directory-name", 'd\u00e9j\u00e0-"vu"'])
+def test_a_chunk_of_many_long_paths_stays_small_enough_to_send_ten_at_once(
+    segment: str,
+) -> None:
+    # Escaped characters (a quote, non-ASCII) take more bytes in the message.
+    chunks = plan_chunks(local_files("/" + "/".join([segment] * 12), 2000), 16 << 20)
     assert sum(len(c) for c in chunks) == 2000
     for chunk in chunks:
         body = to_json(MapTask("j", 0, "wordcount", {}, 1, "bucket", tuple(chunk)))

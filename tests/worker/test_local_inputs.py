@@ -54,8 +54,8 @@ def test_a_local_piece_survives_the_wire_and_bad_ones_are_refused(tmp_path: Path
     # A version-2 message is read (a chunk queued before an upgrade), but
     # version 2 had no local paths.
     with pytest.raises(BadMessage, match="version-2 message names a local path"):
-        from_json(json.dumps({**body, "version": 2}))
-    plain = {**body, "version": 2, "pieces": [{**body["pieces"][0], "path": None, "key": "k"}]}
+        from_json(json.dumps({**body, "version": 2, "pieces": [vars(good)]}))
+    plain = {**body, "version": 2, "pieces": [{**vars(good), "path": None, "key": "k"}]}
     assert isinstance(from_json(json.dumps(plain)), MapTask)
     with pytest.raises(BadMessage, match="unknown schema version"):
         from_json(json.dumps({**body, "version": 1}))
@@ -171,7 +171,7 @@ def test_submit_names_local_files_for_the_embedded_aws_and_uploads_for_a_stack(
             partitions=1,
         ).job_id
         plan = storage.get_json(clients.s3, res.bucket, storage.plan_key(job_id))
-        pieces = [p for chunk in plan["chunks"] for p in chunk["pieces"]]
+        pieces = [p for chunk in plan["chunks"] for p in from_json(json.dumps(chunk)).pieces]
         listed = clients.s3.list_objects_v2(Bucket=res.bucket, Prefix=f"jobs/{job_id}/input/")
         return job_id, pieces, [o["Key"] for o in listed.get("Contents", [])]
 
@@ -179,12 +179,12 @@ def test_submit_names_local_files_for_the_embedded_aws_and_uploads_for_a_stack(
     _, pieces, stored = submit(resources)
     # Nothing uploaded: only the chunk plan, kept for `retry`.
     assert [k.rsplit("/", 1)[1] for k in stored] == ["chunks.json"]
-    assert {p["path"] for p in pieces} == {str(Path(n).absolute()) for n in files}
-    assert all(p["key"] == "" and p["base"] == 0 for p in pieces)
+    assert {p.path for p in pieces} == {str(Path(n).absolute()) for n in files}
+    assert all(p.key == "" and p.base == 0 for p in pieces)
 
     _, pieces, stored = submit(dataclasses.replace(resources, local=False))
     assert sorted(k.rsplit("/", 1)[1] for k in stored) == ["chunks.json", "pack-0000"]
-    assert all(p["path"] is None and p["key"].endswith("pack-0000") for p in pieces)
+    assert all(p.path is None and p.key.endswith("pack-0000") for p in pieces)
 
 
 def test_a_job_read_in_place_equals_the_reference(
