@@ -2,18 +2,14 @@
 and queues created from the same settings as the deployed stack.
 
 `EmbeddedAWS` runs moto's server in a thread of the calling process.
-`EmbeddedProcess` (submit.embedded_process) runs it in a process of its
-own, `python -m submit.embedded`, which is what local mode uses: the server's request
-handling (every SQS poll, DynamoDB write and S3 object of a job) then has
-its own interpreter and lock, not the submitting one's, whose CLI meanwhile
-finds the inputs, plans the chunks and follows the job; and moto is patched
-there for jobs of thousands of chunks (submit.moto_at_scale). The caller
-binds the port and hands the process the listening socket, so the endpoint
-is known, and requests to it wait in the socket's backlog, before the
-process serves. The process tells its port on standard output once it
-serves, and exits when its standard input closes: when the process that
-started it stops it or dies, however it dies. Its state lives in memory
-only, so it exits at once, with no graceful drain to wait for.
+`serve` runs it as a process of its own, `python -m submit.embedded`,
+which is what local mode uses (started and stopped by
+submit.embedded_process): the server's request handling (every SQS poll,
+DynamoDB write and S3 object of a job) then has its own interpreter and
+lock, not the submitting one's, whose CLI meanwhile finds the inputs, plans
+the chunks and follows the job; and moto is patched there for jobs of
+thousands of chunks (submit.moto_at_scale). Its state lives in memory only,
+so it exits at once, with no graceful drain to wait for.
 """
 
 from __future__ import annotations

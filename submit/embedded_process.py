@@ -188,7 +188,8 @@ def take_early() -> EmbeddedProcess | None:
 
 def command_started_at() -> float | None:
     """time.monotonic() at the command's start, before its imports, if it
-    was started as `python -m submit` (which calls `launch_early` first)."""
+    was started as `python -m submit` or `drover` (both call `launch_early`
+    first)."""
     return _called_at
 
 
