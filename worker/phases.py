@@ -46,9 +46,9 @@ from worker import records, storage
 from worker.consumer import DeadLetter, Delete, Delivery, Retry, Verdict
 from worker.jobs import JobError, get_job
 from worker.jobs.base import Summary
-from worker.ledger import JobState, Ledger, Outcome, Phase, UnknownJob
+from worker.ledger import JobState, Ledger, LedgerWriteRefused, Outcome, Phase, UnknownJob
 from worker.messages import BadMessage, MapTask, ReduceTask, Task, from_json
-from worker.reading import ChunkReader, LocalFileChanged, read_file_range
+from worker.reading import ChunkReader, CorruptInput, LocalFileChanged, read_file_range
 from worker.steps import start_next_step
 from worker.triggers import trigger_reduce
 
@@ -65,6 +65,8 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
     storage.MissingObject,
     storage.AccessDenied,
     records.BadRecord,
+    CorruptInput,
+    LedgerWriteRefused,
 )
 
 # A reduce result is written to a temporary file and uploaded from there:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -59,7 +60,11 @@ def owned_region(buf: bytes, lo: int, start: int, end: int, size: int) -> tuple[
 def read_piece(read: RangeReader, piece: Piece) -> PieceData:
     if piece.gzip:
         raw = read(piece.key, piece.base, piece.base + piece.size)
-        return PieceData(piece.name, piece.index, 0, gzip.decompress(raw))
+        try:
+            data = gzip.decompress(raw)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise CorruptInput(f"{piece.name}: not a whole gzip file ({e})") from e
+        return PieceData(piece.name, piece.index, 0, data)
     if piece.start >= piece.end:
         return PieceData(piece.name, piece.index, piece.start, b"")
     lo = piece.start - 1 if piece.start > 0 else 0
@@ -77,6 +82,11 @@ def read_piece(read: RangeReader, piece: Piece) -> PieceData:
         more_to = min(piece.size, hi + grow)
         buf += read(piece.key, piece.base + hi, piece.base + more_to)
         hi = more_to
+
+
+class CorruptInput(ValueError):
+    """An input that cannot be decoded as what it claims to be (a .gz file
+    that is not gzip, or is cut short): reading it again will not help."""
 
 
 class LocalFileChanged(OSError):

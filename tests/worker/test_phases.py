@@ -3,8 +3,10 @@ message, and what it leaves in S3, the ledger and the reduce queue."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -232,6 +234,28 @@ def test_a_missing_input_is_permanent_and_fails_the_job(
     assert isinstance(verdict, DeadLetter) and verdict.reason.startswith("MissingObject")
     item = ledger.item("j", ItemKey.chunk(0))
     assert item is not None and item.state is ItemState.FAILED
+    assert ledger.require("j").state is JobState.FAILED
+
+
+@pytest.mark.parametrize(
+    "body", [b"not gzip at all\n", gzip.compress(b"cut short " * 1000)[:-20]], ids=["fake", "cut"]
+)
+def test_a_gz_input_that_is_not_whole_gzip_is_permanent(
+    handler: Callable[[Phase], MapReduce],
+    clients: Clients,
+    resources: Resources,
+    ledger: Admin,
+    body: bytes,
+) -> None:
+    clients.s3.put_object(Bucket=resources.bucket, Key="x.gz", Body=body)
+    new_job(ledger, resources)
+    piece = Piece(
+        key="x.gz", name="x.gz", index=0, base=0, size=len(body), start=0, end=len(body), gzip=True
+    )
+    task = replace(map_task(resources), pieces=(piece,))
+    verdict = handler(Phase.MAP).handle(delivery(to_json(task)))
+    assert isinstance(verdict, DeadLetter)
+    assert verdict.reason.startswith("CorruptInput: x.gz: not a whole gzip file")
     assert ledger.require("j").state is JobState.FAILED
 
 

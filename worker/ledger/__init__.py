@@ -23,7 +23,7 @@ from worker.ledger.model import (
     UnknownJob,
     Work,
 )
-from worker.ledger.table import Table, TransientLedgerError
+from worker.ledger.table import LedgerWriteRefused, Table, TransientLedgerError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,6 +37,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "Ledger",
+    "LedgerWriteRefused",
     "Outcome",
     "Phase",
     "TransientLedgerError",

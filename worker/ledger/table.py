@@ -75,11 +75,34 @@ def deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: _to_plain(_de.deserialize(v)) for k, v in item.items()}
 
 
+# Why an action of a cancelled transaction may fail that another try can
+# change: a condition (the item moved on), a concurrent write, throttling.
+RETRYABLE_REASONS = frozenset(
+    {
+        "None",
+        "ConditionalCheckFailed",
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    }
+)
+
+
+class LedgerWriteRefused(ValueError):
+    """A write the table refuses as such (an item it does not take): no
+    other try will succeed, and saying so beats a run of retries."""
+
+
 def cancellation_reasons(e: ClientError) -> list[str] | None:
-    """The per-item reasons of a cancelled transaction; None for any other error."""
+    """The per-item reasons of a cancelled transaction; None for any other
+    error. Raises LedgerWriteRefused for a reason no retry can change."""
     if e.response.get("Error", {}).get("Code") != "TransactionCanceledException":
         return None
     reasons: list[dict[str, Any]] = e.response.get("CancellationReasons", [])  # type: ignore[assignment]
+    for r in reasons:
+        if r.get("Code", "None") not in RETRYABLE_REASONS:
+            raise LedgerWriteRefused(f"{r.get('Code')}: {r.get('Message', '')}") from e
     return [r.get("Code", "None") for r in reasons]
 
 
