@@ -78,6 +78,18 @@ def _matches(relative: str, include: Sequence[str], exclude: Sequence[str]) -> b
     return (not include or hit(include)) and not hit(exclude)
 
 
+def shown(path: str) -> str:
+    """A local path as an input's name in results: itself, or, when its
+    bytes are not UTF-8 (Python holds them as lone surrogates, which no
+    JSON document, DynamoDB item or terminal takes), with each such byte
+    written as \\xNN. The file is still read by its own path."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path).decode("utf-8", "backslashreplace")
+    return path
+
+
 def discover(
     inputs: Sequence[str],
     *,
@@ -97,7 +109,7 @@ def discover(
             continue
         path = Path(spec)
         if path.is_file():
-            files.append(InputFile(name=spec, size=path.stat().st_size, path=path))
+            files.append(InputFile(name=shown(spec), size=path.stat().st_size, path=path))
         elif path.is_dir():
             files.extend(_walk(path, include, exclude))
         elif path.exists():
@@ -129,7 +141,9 @@ def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[In
                 subdirs.append((entry, sub))
             elif entry.is_file() and _matches(sub, include, exclude):
                 found.append(
-                    InputFile(name=entry.path, size=entry.stat().st_size, path=Path(entry.path))
+                    InputFile(
+                        name=shown(entry.path), size=entry.stat().st_size, path=Path(entry.path)
+                    )
                 )
         for entry, sub in subdirs:
             if not any(fnmatch.fnmatch(sub, p) for p in prune):
