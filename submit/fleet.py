@@ -286,15 +286,17 @@ class Fleet:
                 out.append((round(s.t, 1), s.workers))
         return out
 
-    def shutdown(self, timeout_s: float) -> None:
-        """SIGTERM every worker, wait up to `timeout_s`, then SIGKILL."""
+    def shutdown(self, timeout_s: float, *, at_once: bool = False) -> None:
+        """SIGTERM every worker, wait up to `timeout_s`, then SIGKILL; or,
+        `at_once`, SIGKILL them now (their work processes die with them):
+        for a run given up, whose chunks in hand no one will wait for."""
         with self._lock:
             procs = [p for pool in self.pools.values() for p in (*pool.procs, *pool.retiring)]
             for pool in self.pools.values():
                 pool.procs, pool.retiring, pool.desired = [], [], 0
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
+                p.send_signal(signal.SIGKILL if at_once else signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for p in procs:
             try:

@@ -195,12 +195,14 @@ class LocalDrover:
             )
         return self._clients
 
-    def stop(self) -> None:
+    def stop(self, *, at_once: bool = False) -> None:
+        """Stop the fleet (its workers finish or hand back the chunks in
+        hand; `at_once`, they are killed) and the embedded AWS."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         if self.fleet is not None:
-            self.fleet.shutdown(self.options.stop_timeout_s + 5)
+            self.fleet.shutdown(self.options.stop_timeout_s + 5, at_once=at_once)
         self.aws.stop()
         if self._queues_ready is not None:
             shutil.rmtree(self._queues_ready.parent, ignore_errors=True)

@@ -6,13 +6,18 @@ is done by the modules of `submit` they call with clients and resources.
 `main` loads settings and job modules only inside its error handling, and
 catches only Drover's own errors (with the exit code each carries) and
 botocore's connection errors; anything else is a bug and keeps its
-traceback.
+traceback. SIGTERM (what `timeout`, a CI runner's cancel or systemd sends)
+ends a command as Ctrl-C does: `run --local` stops its fleet and the
+embedded AWS on the way out rather than leave them running.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from types import FrameType
 
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -71,9 +76,28 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
+# The exit codes of a command ended by a signal, as a shell reports them.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the command as KeyboardInterrupt does."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Once: a second SIGTERM during the teardown does not cut it short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if on_main_thread:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         with translated():
             code: int = args.run(args)
@@ -86,7 +110,13 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def console_main() -> int:

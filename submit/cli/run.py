@@ -319,8 +319,12 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             f"stopping the fleet (peak {peak} map workers) and the embedded AWS",
             file=sys.stderr,
         )
-    finally:
-        local.stop()
+    except BaseException:
+        # Interrupted, terminated or failed: the run is given up, and so are
+        # the chunks its workers hold.
+        local.stop(at_once=True)
+        raise
+    local.stop()
     watch.mark("shutdown")
     if drover_result is not None:
         files = discover(args.inputs, include=args.include, exclude=args.exclude)
