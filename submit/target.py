@@ -82,6 +82,14 @@ def local_target(
     )
 
 
+def fleet_job_modules(stack: str | None) -> tuple[str, ...]:
+    """The job modules of the running embedded AWS's fleet, where it is the
+    target (no `--stack`): a command against it knows its jobs without
+    `--job-module`. Read from its state file, at no request."""
+    state = running_state() if stack is None else None
+    return tuple(state.job_modules) if state is not None else ()
+
+
 def resolve(stack: str | None) -> Target:
     """`--stack NAME` if given; else the running embedded AWS if there is
     one; else the deployed stack of the default name."""

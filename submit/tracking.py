@@ -241,7 +241,9 @@ def fetch_result(
 
 
 def write_result(result: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the result as one JSON document, whole or not at all: a file
+    beside it, renamed over it once written. The directory must exist
+    (checked before the job is queued: submit.cli.options.check_output)."""
     tmp = path.with_name(path.name + ".part")
     # json.dumps, not json.dump: only the one-shot call uses the C encoder,
     # and the text is no larger than the result already in memory.

@@ -15,6 +15,7 @@ from submit.cli.options import (
     add_target,
     load_job_modules,
     positive,
+    seconds,
 )
 from submit.errors import EXIT_FAILED, EXIT_OK
 from submit.fleet_status import deployed_services, queue_depths
@@ -52,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     up.add_argument(
         "--idle-seconds",
-        type=float,
+        type=seconds,
         default=LOCAL_IDLE_S,
         metavar="S",
         help=f"scale a pool to zero after S idle seconds (default {LOCAL_IDLE_S:g})",

@@ -15,14 +15,16 @@ from submit.cli.options import (
     add_job_modules,
     add_json,
     add_target,
+    check_output,
     count,
     load_job_modules,
     positive,
+    seconds,
 )
 from submit.errors import EXIT_FAILED, EXIT_OK, OperationalError
 from submit.lost_work import LostWorkWatch, record_lost_work
 from submit.submission import Submitted
-from submit.target import Target, resolve
+from submit.target import Target, fleet_job_modules, resolve
 from submit.tracking import JobStatus
 from worker.jobs import job_class, job_names
 
@@ -53,7 +55,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ),
     )
     wait.add_argument("job_id", metavar="JOB")
-    wait.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after this long")
+    wait.add_argument("--timeout", type=seconds, metavar="SECONDS", help="give up after this long")
     add_target(wait)
     add_json(wait)
     wait.set_defaults(run=cmd_wait)
@@ -70,6 +72,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     result.add_argument("job_id", metavar="JOB")
     result.add_argument("--top", type=count, default=0, metavar="N", help="print N entries")
     result.add_argument("--output", type=Path, metavar="FILE", help="write the result here")
+    add_job_modules(result)
     add_target(result)
     add_json(result)
     result.set_defaults(run=cmd_result)
@@ -140,7 +143,13 @@ def finish(
     if status.succeeded and (output or top):
         result = tracking.fetch_result(target.clients, target.resources, status.job_id, status)
         if output:
-            tracking.write_result(result, output)
+            try:
+                tracking.write_result(result, output)
+            except OSError as e:
+                raise OperationalError(
+                    f"job {status.job_id} succeeded, but its result could not be written "
+                    f"to {output}: {e.strerror or e}"
+                ) from e
     if as_json:
         out: dict[str, Any] = status.to_dict()
         if submitted is not None:
@@ -181,6 +190,9 @@ def cmd_wait(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
+    check_output(args.output)
+    # A job of your own merges its partitions with its own code.
+    load_job_modules([*args.job_modules, *fleet_job_modules(args.stack)])
     target = resolve(args.stack)
     result = tracking.fetch_result(target.clients, target.resources, args.job_id)
     if args.output:

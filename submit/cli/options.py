@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from submit.errors import UsageError
 from submit.splitting import parse_size
@@ -31,6 +32,17 @@ def positive(text: str) -> int:
     value = _whole(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A duration in seconds, more than zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value
 
 
@@ -86,3 +98,20 @@ def params_of(pairs: Sequence[str]) -> dict[str, str]:
             raise UsageError(f"--param {pair!r}: expected NAME=VALUE")
         params[name.strip()] = value
     return params
+
+
+def check_output(path: Path | None) -> None:
+    """Refuse an `--output` the result could not be written to, before
+    anything is queued: a directory, a file in a directory that does not
+    exist or that this user cannot write in."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"--output {path}: is a directory; give a file name")
+    parent = path.parent
+    if not parent.exists():
+        raise UsageError(f"--output {path}: directory {parent} does not exist")
+    if not parent.is_dir():
+        raise UsageError(f"--output {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--output {path}: cannot write in {parent}")

@@ -238,6 +238,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     cancelled = recovery.cancel(target.clients, target.resources, args.job_id)
     if args.json:
         render.print_json(cancelled)
+    elif cancelled["from_state"] == "CANCELLED":
+        print(f"job {args.job_id} was already cancelled; nothing changed")
     else:
         print(
             f"job {args.job_id}: {cancelled['from_state']} -> CANCELLED "

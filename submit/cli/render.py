@@ -235,21 +235,52 @@ def kind_text(job: type[Job]) -> str:
     return "\n".join(lines)
 
 
+# Grep's records: what `--top` shows of a list result of that shape.
+MATCH_FIELDS = ("input", "line", "text")
+# A table cell longer than this is cut: one long key must not hide the rest.
+CELL_CHARS = 120
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def top_entries(result: Any, n: int) -> list[list[Any]]:
-    """The first n entries worth showing: the most frequent keys of a
-    key -> number result, or the first records of a list result."""
+    """The first n entries worth showing, whatever the job's result: of a
+    key -> number result its largest values (ties by key); of any other
+    key -> value result its first keys; of grep's matches their input, line
+    and text; of any other list its first items, numbered."""
     if isinstance(result, dict):
-        items = sorted(result.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
-        return [[k, v] for k, v in items]
-    return [[r.get("input"), r.get("line"), r.get("text")] for r in result[:n]]
+        items = list(result.items())
+        if all(_number(v) for _, v in items):
+            items = sorted(items, key=lambda kv: (-kv[1], kv[0]))
+        return [[k, v] for k, v in items[:n]]
+    if isinstance(result, list):
+        first = result[:n]
+        if all(isinstance(r, dict) and set(MATCH_FIELDS) <= r.keys() for r in first):
+            return [[r[f] for f in MATCH_FIELDS] for r in first]
+        return [[i, r] for i, r in enumerate(first, 1)]
+    return [[result]]
+
+
+def _cell(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
 
 def print_top(result: Any, n: int) -> None:
-    rows = top_entries(result, n)
+    rows = [[_cell(c) for c in row] for row in top_entries(result, n)]
     if isinstance(result, dict):
-        table(rows, ["key", "value"], title=f"top {len(rows)}")
+        ranked = all(_number(v) for v in result.values())
+        title = f"top {len(rows)}" if ranked else f"first {len(rows)} keys"
+        table(rows, ["key", "value"], title=title)
+    elif rows and len(rows[0]) == len(MATCH_FIELDS):
+        table(rows, list(MATCH_FIELDS), title=f"first {len(rows)} matches")
+    elif isinstance(result, list):
+        table(rows, ["#", "item"], title=f"first {len(rows)} items")
     else:
-        table(rows, ["input", "line", "text"], title=f"first {len(rows)} matches")
+        table(rows, ["result"])
 
 
 def timeline_text(points: Sequence[tuple[float, int]]) -> str:

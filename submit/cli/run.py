@@ -17,6 +17,7 @@ from submit.cli.options import (
     add_job_modules,
     add_json,
     add_target,
+    check_output,
     count,
     load_job_modules,
     params_of,
@@ -27,7 +28,7 @@ from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError, transla
 from submit.reference import COMPARABLE, timed_reference
 from submit.splitting import InputFile, discover
 from submit.submission import Submitted, check_request, submit_job
-from submit.target import Target, local_target, resolve
+from submit.target import Target, fleet_job_modules, local_target, resolve
 from worker import settings as cfg
 from worker.jobs import job_class
 from worker.ledger import Phase
@@ -176,7 +177,9 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    args.job_modules = load_job_modules(args.job_modules)
+    check_output(args.output)
+    known = () if args.local else fleet_job_modules(args.stack)
+    args.job_modules = load_job_modules([*args.job_modules, *known])
     params = _params(args)
     if args.compare and args.job not in COMPARABLE:
         raise UsageError(f"--compare has a reference for {' and '.join(COMPARABLE)} only")

@@ -76,3 +76,21 @@ def test_a_session_with_the_long_running_embedded_aws(running: object, tmp_path:
     down = cli("local", "down")
     assert down.returncode == 0 and "stopped" in down.stdout
     assert cli("local", "status").returncode == 1
+
+
+def test_commands_against_a_fleet_know_the_jobs_it_was_started_with(tmp_path: Path) -> None:
+    module = str(Path(__file__).resolve().parents[1] / "user" / "statsjobs.py")
+    up = cli("local", "up", "--max-workers", "1", "--job-module", module)
+    assert up.returncode == 0, up.stderr
+    try:
+        data = tmp_path / "n.txt"
+        data.write_text("a 1\na 3\nb 5\nb 6\nb 10\n")
+        # Neither `run` nor `result` is told the module: the fleet's is used.
+        run = cli("run", str(data), "--job", "test-user-median", "--wait", "--json")
+        assert run.returncode == 0, run.stderr
+        job_id = json.loads(run.stdout)["job_id"]
+        result = cli("result", job_id)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == {"a": 2, "b": 6}
+    finally:
+        cli("local", "down")

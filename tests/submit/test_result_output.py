@@ -1,0 +1,138 @@
+"""What `--top` shows and where `--output` writes, for every shape of
+result a job can have: a bad `--output` is refused before anything is
+queued, and `--top` never loses a result that is not a key -> number map."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from submit.cli import EXIT_USAGE, main
+from submit.cli.render import print_top, top_entries
+from tests.conftest import reference_inverted_index
+
+
+def test_top_of_counts_is_the_largest_values_ties_by_key() -> None:
+    counts = {"a": 1, "b": 3, "c": 3, "d": 2}
+    assert top_entries(counts, 3) == [["b", 3], ["c", 3], ["d", 2]]
+
+
+def test_top_of_any_other_map_is_its_first_keys() -> None:
+    index = {"apple": ["x.txt"], "pear": ["x.txt", "y.txt"], "plum": {"n": 1}}
+    assert top_entries(index, 2) == [["apple", ["x.txt"]], ["pear", ["x.txt", "y.txt"]]]
+    # A number among other values does not make it a ranking.
+    assert top_entries({"a": [1], "b": 5}, 1) == [["a", [1]]]
+
+
+def test_top_of_lists_shows_matches_or_numbered_items() -> None:
+    matches = [{"input": "a.log", "line": 3, "text": "ERROR x"}] * 3
+    assert top_entries(matches, 2) == [["a.log", 3, "ERROR x"]] * 2
+    assert top_entries([[1, 2], "x", None], 5) == [[1, [1, 2]], [2, "x"], [3, None]]
+    assert top_entries(7, 3) == [[7]]
+
+
+def test_printed_top_keeps_one_line_a_row(capsys: pytest.CaptureFixture[str]) -> None:
+    print_top({"k\nwith a newline": ["a"], "x" * 500: {"v": 1}}, 5)
+    out = capsys.readouterr().out
+    assert "first 2 keys" in out
+    assert "k\\nwith a newline" in out
+    assert "x" * 500 not in out and "…" in out
+    assert '["a"]' in out
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda tmp: tmp, "is a directory"),
+        (lambda tmp: tmp / "missing" / "out.json", "does not exist"),
+        (lambda tmp: tmp / "in.txt" / "out.json", "is not a directory"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], make: object, says: str
+) -> None:
+    (tmp_path / "in.txt").write_text("hello world\n")
+    output = make(tmp_path)  # type: ignore[operator]
+    code = main(
+        ["run", "--local", "--job", "wordcount", str(tmp_path / "in.txt"), "--output", str(output)]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE
+    assert says in err and "starting the embedded AWS" not in err
+    assert not (tmp_path / "missing").exists()
+    code = main(["result", "20990101-000000-000000", "--output", str(output)])
+    assert code == EXIT_USAGE and says in capsys.readouterr().err
+
+
+def test_top_of_an_index_prints_its_first_words_and_writes_it_whole(tmp_path: Path) -> None:
+    files = {
+        str(tmp_path / "docs" / "a.txt"): b"apple pear\nplum\n",
+        str(tmp_path / "docs" / "b.txt"): b"pear fig\n",
+    }
+    for name, content in files.items():
+        Path(name).parent.mkdir(exist_ok=True)
+        Path(name).write_bytes(content)
+    out = tmp_path / "index.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "submit",
+            "run",
+            "--local",
+            "--job",
+            "inverted-index",
+            str(tmp_path / "docs"),
+            "--top",
+            "2",
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text()) == reference_inverted_index(files)
+    assert "first 2 keys" in proc.stdout
+    assert "apple" in proc.stdout and "fig" in proc.stdout and "plum" not in proc.stdout
+
+
+def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    odd = os.fsdecode(bytes(docs) + b"/caf\xe9 menu.txt")
+    Path(odd).write_bytes(b"latin name word\n")
+    (docs / "ok.txt").write_bytes(b"word ok\n")
+    out = tmp_path / "matches.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "submit",
+            "run",
+            "--local",
+            "--job",
+            "grep",
+            "--pattern",
+            "word",
+            str(docs),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(out.read_text(encoding="utf-8")) == [
+        {"input": f"{docs}/caf\\xe9 menu.txt", "line": 1, "text": "latin name word"},
+        {"input": f"{docs}/ok.txt", "line": 1, "text": "word ok"},
+    ]
