@@ -5,8 +5,10 @@ workers cannot start, which must stop trying and say why."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from tests.reliability.conftest import Stack, until, write_corpus
 from tests.reliability.test_bad_messages import create_job, map_message
 from tests.worker.test_jobs import USER_JOBS, numbers_corpus, stats_reference
 from worker.consumer import EXIT_UNAVAILABLE
+from worker.jobs import registry
 from worker.ledger import ItemKey, ItemState, Phase
 from worker.settings import Settings
 
@@ -35,10 +38,20 @@ EXITS = "import sys\nsys.exit('teamjobs: run me as a script')\n"
 KILLS = "import os\nos._exit(3)\n"
 
 
-def test_a_user_module_from_outside_the_project_runs_on_the_local_fleet(tmp_path: Path) -> None:
+def test_a_user_module_from_outside_the_project_runs_on_the_local_fleet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     elsewhere = tmp_path / "elsewhere" / "statsjobs.py"
     elsewhere.parent.mkdir()
     shutil.copy(USER_JOBS, elsewhere)
+    # As in a submitting process of its own: this copy is the only one
+    # loaded (another test may have loaded the project's, whose jobs then
+    # hold the same names).
+    monkeypatch.setitem(sys.modules, "statsjobs", None)  # put back as it was after
+    del sys.modules["statsjobs"]
+    for name in re.findall(r'name = "([^"]+)"', USER_JOBS.read_text()):
+        monkeypatch.setitem(registry._REGISTRY, name, None)  # type: ignore[arg-type]
+        del registry._REGISTRY[name]
     # What `run --job-module PATH` does in submit; the workers load it by
     # its path too, with the project's and the caller's PYTHONPATH.
     load_job_modules([str(elsewhere)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+import sys
 from collections.abc import Iterable, Iterator
 from functools import partial
 from pathlib import Path
@@ -312,6 +313,45 @@ def test_a_worker_that_cannot_load_a_job_module_keeps_going_and_says_why() -> No
             get_job("team-job")
     finally:
         registry._FAILED.pop(missing, None)
+
+
+@pytest.fixture
+def job_dir(tmp_path: Path) -> Iterator[Path]:
+    """A directory for job modules, off sys.path and sys.modules afterwards."""
+    before = set(sys.modules)
+    yield tmp_path
+    while str(tmp_path) in sys.path:
+        sys.path.remove(str(tmp_path))
+    for name in set(sys.modules) - before:
+        if str(tmp_path) in str(getattr(sys.modules[name], "__file__", "")):
+            del sys.modules[name]
+
+
+def test_a_job_module_cannot_take_the_name_of_another_job(job_dir: Path) -> None:
+    module = job_dir / "clashjobs.py"
+    module.write_text(
+        "from worker.jobs import register\n"
+        "from worker.jobs.wordcount import WordCount\n"
+        "@register\n"
+        "class Mine(WordCount):\n"
+        "    name = 'wordcount'\n"
+    )
+    with pytest.raises(JobError, match=r"'wordcount' of clashjobs.Mine is taken by worker.jobs.wo"):
+        load_jobs([str(module)], strict=True)
+    assert type(get_job("wordcount")).__module__ == "worker.jobs.wordcount"
+
+
+def test_a_job_module_named_like_a_module_already_loaded_is_refused(job_dir: Path) -> None:
+    module = job_dir / "json.py"
+    module.write_text(
+        "from worker.jobs import register\n"
+        "from worker.jobs.wordcount import WordCount\n"
+        "@register\n"
+        "class Mine(WordCount):\n"
+        "    name = 'test-shadowed-json'\n"
+    )
+    with pytest.raises(JobError, match=r"the name 'json' is already taken by .*json.*rename"):
+        load_jobs([str(module)], strict=True)
 
 
 @pytest.mark.parametrize(

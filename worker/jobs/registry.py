@@ -42,9 +42,24 @@ J = TypeVar("J", bound=type[Job])
 
 
 def register(cls: J) -> J:
-    """Class decorator: make a job available by its `name`."""
+    """Class decorator: make a job available by its `name`. A name another
+    job holds (a built-in's, another module's) is refused: one of them would
+    silently run in place of the other. The same class from the same file
+    again (a module imported under a second name, or reloaded) is fine."""
+    held = _REGISTRY.get(cls.name)
+    if held is not None and _source(held) != _source(cls):
+        raise JobError(
+            f"job name {cls.name!r} of {cls.__module__}.{cls.__qualname__} is taken by "
+            f"{held.__module__}.{held.__qualname__}; give the job another name"
+        )
     _REGISTRY[cls.name] = cls
     return cls
+
+
+def _source(cls: type) -> tuple[str, str]:
+    module = sys.modules.get(cls.__module__)
+    where = getattr(module, "__file__", None) or cls.__module__
+    return os.path.realpath(where), cls.__qualname__
 
 
 def split_modules(names: str) -> list[str]:
@@ -72,9 +87,23 @@ def import_module(entry: str) -> None:
         if directory not in sys.path:
             sys.path.insert(0, directory)
     try:
-        importlib.import_module(name)
+        module = importlib.import_module(name)
     except (Exception, SystemExit) as e:
         raise JobError(f"job module {entry!r} could not be loaded: {type(e).__name__}: {e}") from e
+    if directory is not None:
+        # A file named like a module already imported (random.py) would
+        # leave that module in its place, and none of its jobs registered.
+        found = getattr(module, "__file__", None)
+        given = Path(entry).resolve()
+        if given.is_dir():
+            ours = given in {Path(p).resolve() for p in getattr(module, "__path__", [])}
+        else:
+            ours = found is not None and Path(found).resolve() == given
+        if not ours:
+            raise JobError(
+                f"job module {entry!r}: the name {name!r} is already taken by "
+                f"{found or 'a built-in module'}; rename the file"
+            )
 
 
 def load_jobs(modules: Iterable[str] | None = None, *, strict: bool = False) -> None:
