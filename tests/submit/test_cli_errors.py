@@ -4,6 +4,7 @@ traceback, and numbers that tell the truth."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,20 @@ def test_a_bad_cdk_json_value_is_one_line_and_exit_2(
     assert err.strip().splitlines() == [
         "python -m submit: error: context 'maxWorkers' must be a whole number, got 'many'"
     ]
+
+
+def test_local_up_on_a_port_in_use_is_refused_before_it_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "local", "up", "--port", str(port))
+    assert code == EXIT_USAGE
+    assert err.strip().splitlines() == [
+        f"python -m submit: error: --port {port}: 127.0.0.1:{port} is not free "
+        "(Address already in use); choose another, or leave --port out for a free one"
+    ]
+    code, _, err = run(capsys, "local", "up", "--port", "70000")
+    assert code == EXIT_USAGE and "a port is from 1 to 65535" in err
