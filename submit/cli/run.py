@@ -310,6 +310,11 @@ def _run_local(args: argparse.Namespace, params: dict[str, Any]) -> int:
             output=args.output,
             submitted=submitted,
         )
+        if status.succeeded and args.output is None:
+            print(
+                "the whole result stops with the embedded AWS: --output FILE keeps it",
+                file=sys.stderr,
+            )
         watch.mark("result")
         drover_result = (
             tracking.fetch_result(target.clients, target.resources, status.job_id, status)

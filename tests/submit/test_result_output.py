@@ -100,6 +100,7 @@ def test_top_of_an_index_prints_its_first_words_and_writes_it_whole(tmp_path: Pa
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == reference_inverted_index(files)
+    assert "--output FILE keeps it" not in proc.stderr
     assert "first 2 keys" in proc.stdout
     assert "apple" in proc.stdout and "fig" in proc.stdout and "plum" not in proc.stdout
 
@@ -136,3 +137,28 @@ def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> N
         {"input": f"{docs}/caf\\xe9 menu.txt", "line": 1, "text": "latin name word"},
         {"input": f"{docs}/ok.txt", "line": 1, "text": "word ok"},
     ]
+
+
+def test_a_one_shot_run_without_output_says_how_to_keep_the_result(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("one two two\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "submit",
+            "run",
+            "--local",
+            "--job",
+            "wordcount",
+            str(tmp_path / "in.txt"),
+            "--top",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ.copy(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "two" in proc.stdout
+    assert "the whole result stops with the embedded AWS: --output FILE keeps it" in proc.stderr
