@@ -143,26 +143,40 @@ def reference_access_log(files: Mapping[str, bytes]) -> dict[str, Any]:
     }
 
 
+def _quoted(text: str) -> tuple[str, str] | None:
+    """A "..." field at the start of `text` (a backslash escapes the next
+    character, as Apache writes a quote inside one), and what follows it."""
+    if not text.startswith('"'):
+        return None
+    i = 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == '"':
+            return text[1:i], text[i + 1 :]
+        else:
+            i += 1
+    return None
+
+
 def _parse_access(line: str) -> tuple[str, str] | None:
     head, sep, rest = line.partition(" [")
     if not sep or len(head.split(" ")) != 3 or "" in head.split(" "):
         return None
-    _, sep, rest = rest.partition('] "')
-    if not sep:
+    _, sep, rest = rest.partition("] ")
+    quoted = _quoted(rest) if sep else None
+    if quoted is None or not quoted[1].startswith(" "):
         return None
-    request, sep, rest = rest.partition('" ')
-    if not sep or '"' in request:
-        return None
+    request, rest = quoted[0], quoted[1][1:]
     fields = rest.split(" ", 2)
     if len(fields) < 2 or len(fields[0]) != 3 or not fields[0].isdigit():
         return None
     if not (fields[1] == "-" or fields[1].isdigit()):
         return None
     if len(fields) == 3:
-        tail = fields[2]
-        if not (tail.startswith('"') and tail.endswith('"') and tail.count('"') == 4):
-            return None
-        if '" "' not in tail:
+        referer = _quoted(fields[2])
+        agent = _quoted(referer[1][1:]) if referer and referer[1].startswith(" ") else None
+        if agent is None or agent[1]:
             return None
     parts = request.split(" ")
     if len(parts) not in (2, 3) or not parts[0].isalpha() or not parts[0].isupper():

@@ -275,6 +275,7 @@ def access_log_corpus(seed: int) -> dict[str, bytes]:
         '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "-" 400 0',
         '1.2.3.4 - - 10/Oct/2000 "GET /x HTTP/1.0" 200 12',
         '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /x HTTP/1.0" 200 12 "only-referer"',
+        '1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /x HTTP/1.0" 200 12 "r" "cut \\"',
     ]
     files = {}
     for f in range(3):
@@ -290,7 +291,8 @@ def access_log_corpus(seed: int) -> dict[str, bytes]:
                 f"{rng.choice([200, 200, 304, 404, 500])} {rng.choice(['-', '512'])}"
             )
             if rng.random() < 0.5:
-                line += ' "http://example.com/" "Mozilla/5.0 (X11)"'
+                agent = rng.choice(["Mozilla/5.0 (X11)", 'bot \\"quoted\\" 1.0', "ends \\\\"])
+                line += f' "http://example.com/" "{agent}"'
             lines.append(line)
         files[f"access-{f}.log"] = ("\n".join(lines) + "\n").encode()
     return files

@@ -3,9 +3,10 @@ logs in the common or combined log format:
 
     host ident user [time] "METHOD /path?query PROTOCOL" status bytes ["referer" "agent"]
 
-The path is the request target without its query string. A line of any
-other shape (a blank line included) is counted as bad, never an error. The
-result is {"status": {code: n}, "path": {path: n}, "bad_lines": n}.
+A quoted field may hold a quote escaped with a backslash (\\"), as Apache
+writes one. The path is the request target without its query string. A
+line of any other shape (a blank line included) is counted as bad, never an
+error. The result is {"status": {code: n}, "path": {path: n}, "bad_lines": n}.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from worker.jobs.base import Job, Params
 from worker.jobs.registry import register
 from worker.records import Record
 
+# A quoted field: a backslash escapes the next character, as Apache writes
+# a quote inside a request, a referer or a user agent (\").
+QUOTED = r'"(?:[^"\\]|\\.)*"'
 LINE = re.compile(
-    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?:\d+|-)'
-    r'(?: "[^"]*" "[^"]*")?\s*$'
+    r'^\S+ \S+ \S+ \[[^\]]*\] "(?P<request>(?:[^"\\]|\\.)*)" (?P<status>\d{3}) (?:\d+|-)'
+    rf"(?: {QUOTED} {QUOTED})?\s*$"
 )
 REQUEST = re.compile(r"^[A-Z]+ (?P<target>\S+)(?: \S+)?$")
 
