@@ -166,6 +166,11 @@ class JobHelp(argparse.Action):
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = params_of(args.params)
     if args.pattern is not None:
+        if params.get("pattern", args.pattern) != args.pattern:
+            raise UsageError(
+                f"--pattern {args.pattern!r} and --param pattern={params['pattern']!r} "
+                "disagree; give one of them"
+            )
         params["pattern"] = args.pattern
     return check_request(
         job=args.job,

@@ -49,3 +49,24 @@ def test_local_up_on_a_port_in_use_is_refused_before_it_starts(
     ]
     code, _, err = run(capsys, "local", "up", "--port", "70000")
     assert code == EXIT_USAGE and "a port is from 1 to 65535" in err
+
+
+def test_two_different_patterns_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("ERROR one\n")
+    code, _, err = run(
+        capsys,
+        "run",
+        "--local",
+        "--job",
+        "grep",
+        str(log),
+        "--param",
+        "pattern=one",
+        "--pattern",
+        "ERROR",
+    )
+    assert code == EXIT_USAGE
+    assert "--pattern 'ERROR' and --param pattern='one' disagree" in err
