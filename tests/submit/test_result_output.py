@@ -17,6 +17,17 @@ from submit.cli.render import print_top, top_entries
 from tests.conftest import reference_inverted_index
 
 
+def run_local(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m submit run --local ARGS`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "submit", "run", "--local", *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=os.environ.copy(),
+    )
+
+
 def test_top_of_counts_is_the_largest_values_ties_by_key() -> None:
     counts = {"a": 1, "b": 3, "c": 3, "d": 2}
     assert top_entries(counts, 3) == [["b", 3], ["c", 3], ["d", 2]]
@@ -78,25 +89,8 @@ def test_top_of_an_index_prints_its_first_words_and_writes_it_whole(tmp_path: Pa
         Path(name).parent.mkdir(exist_ok=True)
         Path(name).write_bytes(content)
     out = tmp_path / "index.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "submit",
-            "run",
-            "--local",
-            "--job",
-            "inverted-index",
-            str(tmp_path / "docs"),
-            "--top",
-            "2",
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=os.environ.copy(),
+    proc = run_local(
+        "--job", "inverted-index", str(tmp_path / "docs"), "--top", "2", "--output", str(out)
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text()) == reference_inverted_index(files)
@@ -112,26 +106,7 @@ def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> N
     Path(odd).write_bytes(b"latin name word\n")
     (docs / "ok.txt").write_bytes(b"word ok\n")
     out = tmp_path / "matches.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "submit",
-            "run",
-            "--local",
-            "--job",
-            "grep",
-            "--pattern",
-            "word",
-            str(docs),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=os.environ.copy(),
-    )
+    proc = run_local("--job", "grep", "--pattern", "word", str(docs), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(out.read_text(encoding="utf-8")) == [
         {"input": f"{docs}/caf\\xe9 menu.txt", "line": 1, "text": "latin name word"},
@@ -141,24 +116,7 @@ def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> N
 
 def test_a_one_shot_run_without_output_says_how_to_keep_the_result(tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("one two two\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "submit",
-            "run",
-            "--local",
-            "--job",
-            "wordcount",
-            str(tmp_path / "in.txt"),
-            "--top",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        env=os.environ.copy(),
-    )
+    proc = run_local("--job", "wordcount", str(tmp_path / "in.txt"), "--top", "1")
     assert proc.returncode == 0, proc.stderr
     assert "two" in proc.stdout
     assert "the whole result stops with the embedded AWS: --output FILE keeps it" in proc.stderr

@@ -329,29 +329,27 @@ def job_dir(tmp_path: Path) -> Iterator[Path]:
             del sys.modules[name]
 
 
-def test_a_job_module_cannot_take_the_name_of_another_job(job_dir: Path) -> None:
-    module = job_dir / "clashjobs.py"
-    module.write_text(
+def job_module(path: Path, job: str) -> Path:
+    """A user's module with one job, wordcount under the name `job`."""
+    path.write_text(
         "from worker.jobs import register\n"
         "from worker.jobs.wordcount import WordCount\n"
         "@register\n"
         "class Mine(WordCount):\n"
-        "    name = 'wordcount'\n"
+        f"    name = {job!r}\n"
     )
+    return path
+
+
+def test_a_job_module_cannot_take_the_name_of_another_job(job_dir: Path) -> None:
+    module = job_module(job_dir / "clashjobs.py", "wordcount")
     with pytest.raises(JobError, match=r"'wordcount' of clashjobs.Mine is taken by worker.jobs.wo"):
         load_jobs([str(module)], strict=True)
     assert type(get_job("wordcount")).__module__ == "worker.jobs.wordcount"
 
 
 def test_a_job_module_named_like_a_module_already_loaded_is_refused(job_dir: Path) -> None:
-    module = job_dir / "json.py"
-    module.write_text(
-        "from worker.jobs import register\n"
-        "from worker.jobs.wordcount import WordCount\n"
-        "@register\n"
-        "class Mine(WordCount):\n"
-        "    name = 'test-shadowed-json'\n"
-    )
+    module = job_module(job_dir / "json.py", "test-shadowed-json")
     with pytest.raises(JobError, match=r"the name 'json' is already taken by .*json.*rename"):
         load_jobs([str(module)], strict=True)
 
