@@ -210,7 +210,7 @@ def _submit(
 ) -> Submitted:
     progress = render.JobProgress()
     try:
-        return submit_job(
+        submitted = submit_job(
             target.clients,
             target.resources,
             inputs=args.inputs,
@@ -229,6 +229,10 @@ def _submit(
         )
     finally:
         progress.close()
+    if not submitted.inputs:
+        selected = " that --include and --exclude select" if args.include or args.exclude else ""
+        print(f"warning: no input file{selected}; the job has nothing to read", file=sys.stderr)
+    return submitted
 
 
 def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) -> int:

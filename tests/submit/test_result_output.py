@@ -120,3 +120,10 @@ def test_a_one_shot_run_without_output_says_how_to_keep_the_result(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr
     assert "two" in proc.stdout
     assert "the whole result stops with the embedded AWS: --output FILE keeps it" in proc.stderr
+
+
+def test_a_filter_that_selects_nothing_is_said_so(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("words\n")
+    proc = run_local("--job", "wordcount", str(tmp_path), "--include", "*.log", "--top", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: no input file that --include and --exclude select" in proc.stderr
