@@ -59,6 +59,21 @@ def default_log_path() -> Path:
     return drover_home() / "logs" / "embedded-aws.log"
 
 
+def listen_on(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (0: any free port), bound as
+    the embedded AWS binds (a port left in TIME_WAIT is free); OSError if
+    the port is taken."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(LISTEN_BACKLOG)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 class EmbeddedError(RuntimeError):
     """The embedded AWS's process could not start."""
 
@@ -86,13 +101,9 @@ class EmbeddedProcess:
         endpoint is known from here on, and a request sent to it before the
         process serves waits in the socket's backlog rather than failing:
         local workers may start beside the embedded AWS, not after it."""
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", self.port))
-            listener.listen(LISTEN_BACKLOG)
+            listener = listen_on(self.port)
         except OSError as e:
-            listener.close()
             raise EmbeddedError(f"port {self.port} on 127.0.0.1: {e.strerror or e}") from e
         self.port = listener.getsockname()[1]
         if self.log_path is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 from typing import Any
 
 from submit import tracking
@@ -18,6 +17,7 @@ from submit.cli.options import (
     positive,
     seconds,
 )
+from submit.embedded_process import listen_on
 from submit.errors import EXIT_FAILED, EXIT_OK, UsageError
 from submit.fleet_status import deployed_services, queue_depths
 from submit.target import Target, local_target, resolve
@@ -123,16 +123,13 @@ def check_port_free(port: int) -> None:
     started (it would fail in the background, its log saying why)."""
     if not 0 < port < 1 << 16:
         raise UsageError(f"--port {port}: a port is from 1 to 65535 (or 0 for a free one)")
-    with socket.socket() as probe:
-        # As the embedded AWS's server binds: a port left in TIME_WAIT is free.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as e:
-            raise UsageError(
-                f"--port {port}: 127.0.0.1:{port} is not free ({e.strerror or e}); "
-                "choose another, or leave --port out for a free one"
-            ) from None
+    try:
+        listen_on(port).close()
+    except OSError as e:
+        raise UsageError(
+            f"--port {port}: 127.0.0.1:{port} is not free ({e.strerror or e}); "
+            "choose another, or leave --port out for a free one"
+        ) from None
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
