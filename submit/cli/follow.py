@@ -16,7 +16,6 @@ from submit.cli.options import (
     add_json,
     add_target,
     check_output,
-    count,
     load_job_modules,
     positive,
     seconds,
@@ -70,7 +69,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ),
     )
     result.add_argument("job_id", metavar="JOB")
-    result.add_argument("--top", type=count, default=0, metavar="N", help="print N entries")
+    result.add_argument(
+        "--top", type=positive, default=0, metavar="N", help="print the first N entries"
+    )
     result.add_argument("--output", type=Path, metavar="FILE", help="write the result here")
     add_job_modules(result)
     add_target(result)

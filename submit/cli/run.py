@@ -114,7 +114,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--output", type=Path, metavar="FILE", help="write the result as JSON (implies --wait)"
     )
     run.add_argument(
-        "--top", type=count, default=0, metavar="N", help="print the first N result entries"
+        "--top", type=positive, default=0, metavar="N", help="print the first N result entries"
     )
     run.add_argument(
         "--local",

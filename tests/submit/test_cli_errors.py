@@ -70,3 +70,14 @@ def test_two_different_patterns_are_refused(
     )
     assert code == EXIT_USAGE
     assert "--pattern 'ERROR' and --param pattern='one' disagree" in err
+
+
+@pytest.mark.parametrize(
+    "command", [["run", "--local", "--job", "wordcount", "in.txt"], ["result", "JOB"]]
+)
+def test_top_zero_is_refused(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """`--top 0` printed the whole result, the opposite of what it asks for."""
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--top", "0"])
+    assert exited.value.code == EXIT_USAGE
+    assert "--top: must be 1 or more, got 0" in capsys.readouterr().err
