@@ -69,13 +69,24 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _matches(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+def _hit(relative: str, patterns: Sequence[str]) -> bool:
+    """A pattern matches a path by its last name or its whole relative path."""
     name = relative.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
 
-    def hit(patterns: Sequence[str]) -> bool:
-        return any(fnmatch.fnmatch(name, p) or fnmatch.fnmatch(relative, p) for p in patterns)
 
-    return (not include or hit(include)) and not hit(exclude)
+def _excluded_directory(relative: str, exclude: Sequence[str]) -> bool:
+    """An exclude pattern that names a directory on the path (`.git`,
+    `build/tmp`, `*.egg-info`) skips everything under it, as .gitignore and
+    rsync do."""
+    parts = relative.split("/")[:-1]
+    return any(_hit("/".join(parts[: i + 1]), exclude) for i in range(len(parts)))
+
+
+def _matches(relative: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    if exclude and (_hit(relative, exclude) or _excluded_directory(relative, exclude)):
+        return False
+    return not include or _hit(relative, include)
 
 
 def shown(path: str) -> str:
@@ -122,9 +133,9 @@ def discover(
 def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[InputFile]:
     """The files under `root` that the patterns select, sorted by relative
     path component by component (os.walk's order, directories and files
-    sorted). A directory that an exclude pattern "PATTERN/*" covers whole is
-    not entered: every path under it matches too."""
-    prune = [p[:-2] for p in exclude if p.endswith("/*")]
+    sorted). A directory that an exclude pattern names, or covers whole
+    ("PATTERN/*"), is not entered: every path under it is excluded."""
+    prune = [*exclude, *(p[:-2] for p in exclude if p.endswith("/*"))]
     found: list[InputFile] = []
 
     def visit(directory: Path, rel: str) -> None:
@@ -146,7 +157,7 @@ def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[In
                     )
                 )
         for entry, sub in subdirs:
-            if not any(fnmatch.fnmatch(sub, p) for p in prune):
+            if not _hit(sub, prune):
                 visit(Path(entry.path), sub + "/")
 
     visit(root, "")

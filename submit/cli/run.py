@@ -100,7 +100,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "repeatable",
     )
     run.add_argument(
-        "--exclude", action="append", default=[], metavar="GLOB", help="skip matching files"
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files matching GLOB, and directories matching it with everything under "
+        "them (by name or relative path: --exclude .git, --exclude '*.log'); repeatable",
     )
     run.add_argument(
         "--max-failures",

@@ -152,3 +152,27 @@ def test_a_chunk_of_many_long_paths_stays_small_enough_to_send_ten_at_once(
     for chunk in chunks:
         body = to_json(MapTask("j", 0, "wordcount", {}, 1, "bucket", tuple(chunk)))
         assert 10 * len(body.encode()) < 1 << 20
+
+
+def test_an_exclude_that_names_a_directory_skips_all_under_it(
+    tmp_path: Path, clients: Clients
+) -> None:
+    """`--exclude .git` took only files named .git and read the whole
+    repository's objects; a directory's name or relative path now skips it."""
+    for rel in ["a.txt", ".git/objects/ab/cd", "src/build/out.txt", "src/keep.txt", "docs/x.md"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+
+    def names(exclude: list[str]) -> list[str]:
+        files = discover([str(tmp_path)], exclude=exclude)
+        return [Path(f.name).relative_to(tmp_path).as_posix() for f in files]
+
+    assert names([".git", "build"]) == ["a.txt", "docs/x.md", "src/keep.txt"]
+    assert names(["src/build", "*.md"]) == ["a.txt", ".git/objects/ab/cd", "src/keep.txt"]
+    assert names(["src"]) == ["a.txt", ".git/objects/ab/cd", "docs/x.md"]
+    # The same rule for S3 prefixes.
+    clients.s3.create_bucket(Bucket="tree")
+    for rel in ["a.txt", ".git/objects/ab/cd", "src/build/out.txt", "src/keep.txt"]:
+        clients.s3.put_object(Bucket="tree", Key=f"in/{rel}", Body=b"x\n")
+    got = discover(["s3://tree/in/"], s3=clients.s3, exclude=[".git", "build"])
+    assert [f.name for f in got] == ["s3://tree/in/a.txt", "s3://tree/in/src/keep.txt"]
