@@ -195,10 +195,30 @@ def status_lines(s: JobStatus) -> list[str]:
     if s.error:
         lines.append(f"error      {s.error}")
     if s.summary:
-        lines.append(
-            f"summary    total {s.summary.get('total')}, distinct {s.summary.get('distinct')}"
-        )
-        top = s.summary.get("top") or []
+        lines.extend(summary_lines(s.summary))
+    return lines
+
+
+def _amount(value: Any) -> str:
+    """A count with thousands separated; a fraction to six figures."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.6g}"
+    return f"{int(value):,}" if _number(value) else str(value)
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """A finished job's summary, in the words its job gives them (a summary
+    without them, from a job that overrides `merge_summaries`: "total" and
+    "distinct")."""
+    names = summary.get("names", ["total", "distinct"])
+    if not names:  # the job shows none
+        return []
+    total, distinct = summary.get("total"), summary.get("distinct")
+    top = summary.get("top") or []
+    if not top and total == distinct:  # results without weights: keys only
+        lines = [f"summary    {_amount(distinct)} {names[1]}"]
+    else:
+        lines = [f"summary    {_amount(total)} {names[0]}, {_amount(distinct)} {names[1]}"]
         if top:
             lines.append("top        " + ", ".join(f"{k} ({v})" for k, v in top[:10]))
     return lines

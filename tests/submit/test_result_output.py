@@ -9,12 +9,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from submit.cli import EXIT_USAGE, main
-from submit.cli.render import print_top, top_entries
+from submit.cli.render import print_top, summary_lines, top_entries
 from tests.conftest import reference_inverted_index
+from worker.jobs import get_job
+from worker.jobs.base import Job, Summary
 
 
 def run_local(*args: str) -> subprocess.CompletedProcess[str]:
@@ -97,6 +100,7 @@ def test_top_of_an_index_prints_its_first_words_and_writes_it_whole(tmp_path: Pa
     assert "--output FILE keeps it" not in proc.stderr
     assert "first 2 keys" in proc.stdout
     assert "apple" in proc.stdout and "fig" in proc.stdout and "plum" not in proc.stdout
+    assert "summary    4 distinct words\n" in proc.stdout + proc.stderr
 
 
 def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> None:
@@ -112,6 +116,8 @@ def test_inputs_whose_names_are_not_utf8_are_named_readably(tmp_path: Path) -> N
         {"input": f"{docs}/caf\\xe9 menu.txt", "line": 1, "text": "latin name word"},
         {"input": f"{docs}/ok.txt", "line": 1, "text": "word ok"},
     ]
+    # The summary counts lines and inputs, and says which is which.
+    assert "summary    2 matching lines, 2 inputs searched\n" in proc.stdout + proc.stderr
 
 
 def test_a_one_shot_run_without_output_says_how_to_keep_the_result(tmp_path: Path) -> None:
@@ -119,6 +125,9 @@ def test_a_one_shot_run_without_output_says_how_to_keep_the_result(tmp_path: Pat
     proc = run_local("--job", "wordcount", str(tmp_path / "in.txt"), "--top", "1")
     assert proc.returncode == 0, proc.stderr
     assert "two" in proc.stdout
+    assert "summary    3 words, 2 distinct words\ntop        two (2), one (1)\n" in (
+        proc.stdout + proc.stderr
+    )
     assert "the whole result stops with the embedded AWS: --output FILE keeps it" in proc.stderr
 
 
@@ -127,3 +136,31 @@ def test_a_filter_that_selects_nothing_is_said_so(tmp_path: Path) -> None:
     proc = run_local("--job", "wordcount", str(tmp_path), "--include", "*.log", "--top", "3")
     assert proc.returncode == 0, proc.stderr
     assert "warning: no input file that --include and --exclude select" in proc.stderr
+
+
+def _summary_of(job: Job, records: list[tuple[str, Any]]) -> list[str]:
+    """What `status` prints of a finished job whose one partition reduced
+    to `records`, as the reducer builds it."""
+    summary = Summary()
+    for key, result in records:
+        summary.add(job.weight(key, result))
+    stored = json.loads(json.dumps(summary.to_dict()))
+    return summary_lines(json.loads(json.dumps(job.merge_summaries([stored]))))
+
+
+def test_the_summary_names_what_it_counts() -> None:
+    """access-log's summary added status and path counts (each request
+    counted twice) and ranked its internal keys ("path\\t/a"); top-words'
+    said "total 1, distinct 1" of its one ranking."""
+    access = get_job("access-log")
+    reduced = [("bad_lines", 1), ("path\t/a", 2), ("path\t/b", 1), ("status\t200", 3)]
+    assert _summary_of(access, reduced) == [
+        "summary    3 requests, 4 keys",
+        "top        /a (2), /b (1)",
+    ]
+    assert _summary_of(get_job("top-words", {"n": 2}), [("top", [[5, "a"], [3, "b"]])]) == []
+    # A summary stored by an earlier version has no names.
+    assert summary_lines({"total": 1234, "distinct": 2, "top": [["x", 1000]]}) == [
+        "summary    1,234 total, 2 distinct",
+        "top        x (1000)",
+    ]

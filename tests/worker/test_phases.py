@@ -164,7 +164,12 @@ def test_a_reduce_task_finalizes_the_job(
         assert handler(Phase.REDUCE).handle(delivery(to_json(task))) == Delete("done")
     job = ledger.require("j")
     assert job.state is JobState.SUCCEEDED
-    assert job.summary == {"total": 4, "distinct": 3, "top": [["the", 2], ["cat", 1], ["hat", 1]]}
+    assert job.summary == {
+        "total": 4,
+        "distinct": 3,
+        "top": [["the", 2], ["cat", 1], ["hat", 1]],
+        "names": ["words", "distinct words"],
+    }
     # A job of one partition: its reducer counts it as the last one at the
     # first try and finalizes the job with its own summary, reading the job
     # once (its state) and no other partition's summary.

@@ -47,6 +47,17 @@ class AccessLog(Job):
         yield STATUS + m["status"], 1
         yield PATH + request["target"].split("?", 1)[0], 1
 
+    summary_names = ("requests", "keys")
+
+    def weight(self, key: str, result: Any) -> tuple[str, float] | None:
+        """Requests by path: each well-formed line has one, so the total is
+        the requests read and the heaviest are the busiest paths. A status
+        or the bad lines weigh nothing (counted, they would count a request
+        twice)."""
+        if key.startswith(PATH):
+            return key[len(PATH) :], result
+        return key, 0
+
     def combiner(self, key: str, values: Iterable[Any]) -> Any:
         return sum(values)
 

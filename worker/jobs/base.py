@@ -208,6 +208,9 @@ class Job:
     name: ClassVar[str]
     description: ClassVar[str] = ""
     parameters: ClassVar[tuple[Param, ...]] = ()
+    # What `status` calls the summary's two numbers: the total of the
+    # results' weights (`weight`) and the number of keys; None shows none.
+    summary_names: ClassVar[tuple[str, str] | None] = ("total", "keys")
 
     def __init__(self, params: Params | None = None) -> None:
         self.params: Params = params or {}
@@ -337,7 +340,8 @@ class Job:
             distinct += s.get("distinct", 0)
             top.extend((count, key) for key, count in s.get("top", []))
         best = heapq.nsmallest(10, top, key=lambda t: (-t[0], t[1]))
-        return {"total": total, "distinct": distinct, "top": [[k, c] for c, k in best]}
+        merged = {"total": total, "distinct": distinct, "top": [[k, c] for c, k in best]}
+        return {**merged, "names": list(self.summary_names or ())}
 
 
 def _checked_keys(pairs: Iterable[Record]) -> Iterator[Record]:

@@ -83,6 +83,8 @@ class Grep(Job):
             before += count
         return [pieces[0][0], numbered]
 
+    summary_names = ("matching lines", "inputs searched")
+
     def weight(self, key: str, result: Any) -> tuple[str, float] | None:
         name, matches = result
         return name, len(matches)

@@ -21,6 +21,7 @@ def _union(values: Iterable[list[str]]) -> list[str]:
 class InvertedIndex(Job):
     name = "inverted-index"
     description = "each word -> the sorted distinct input names it occurs in"
+    summary_names = ("words", "distinct words")
 
     def mapper_init(self, input_name: str, params: Params) -> None:
         self.input_name = input_name

@@ -29,6 +29,8 @@ class TopWords(WordCount):
     name = "top-words"
     description = "the n most frequent words (wordcount, then a one-partition top-n step)"
     parameters = (Param("n", int, "how many words", default=10, check=_at_least_one),)
+    # Its last step has one key, the ranking, which the result shows whole.
+    summary_names = None
 
     def steps(self) -> Sequence[Step]:
         count = super().steps()[0]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -285,6 +285,7 @@ def count_words(text: str) -> Counter[str]:
 class WordCount(Job):
     name = "wordcount"
     description = "count each word (regex \\w+ over lower-cased text)"
+    summary_names: ClassVar[tuple[str, str] | None] = ("words", "distinct words")
 
     def mapper(self, line: str, params: Params) -> Iterator[tuple[str, Any]]:
         for word in WORD.findall(line.lower()):
