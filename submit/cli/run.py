@@ -158,13 +158,15 @@ class JobHelp(argparse.Action):
         parser.print_help()
         name = getattr(namespace, "job", None)
         if name:
-            with translated():
-                try:
+            # translated() turns a JobError into a DroverError as it exits.
+            try:
+                with translated():
                     load_job_modules(getattr(namespace, "job_modules", None) or [])
-                    print()
-                    print(render.kind_text(job_class(name)))
-                except DroverError as e:
-                    print(f"\n{e}")
+                    text = render.kind_text(job_class(name))
+            except DroverError as e:
+                text = f"--job {name}: {e}"
+            print()
+            print(text)
         parser.exit()
 
 

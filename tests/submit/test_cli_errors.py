@@ -81,3 +81,24 @@ def test_top_zero_is_refused(command: list[str], capsys: pytest.CaptureFixture[s
         main([*command, "--top", "0"])
     assert exited.value.code == EXIT_USAGE
     assert "--top: must be 1 or more, got 0" in capsys.readouterr().err
+
+
+def test_help_of_an_unknown_or_broken_job_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --job NAME --help` for a job that is not there, or whose module
+    does not load, showed a traceback."""
+    broken = tmp_path / "broken.py"
+    broken.write_text("class X(\n")
+    for argv, says in (
+        (["run", "--job", "nosuch", "--help"], "--job nosuch: unknown job 'nosuch' (known: "),
+        (
+            ["run", "--job-module", str(broken), "--job", "x", "--help"],
+            f"--job x: job module '{broken}' could not be loaded: SyntaxError",
+        ),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        assert "usage: " in out and says in out
