@@ -14,6 +14,7 @@ embedded AWS on the way out rather than leave them running.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -79,6 +80,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 # The exit codes of a command ended by a signal, as a shell reports them.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 class Terminated(BaseException):
@@ -114,6 +116,11 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     except Terminated:
         print("terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except BrokenPipeError:
+        # The reader went away (`| head`): no traceback, and nothing more is
+        # written to it, Python's flush at exit included.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -164,3 +164,26 @@ def test_the_summary_names_what_it_counts() -> None:
         "summary    1,234 total, 2 distinct",
         "top        x (1000)",
     ]
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`run ... --json | head -c 100`: the rest of the output has nowhere to
+    go; the command ends as a shell's pipeline expects (141), without a
+    BrokenPipeError traceback."""
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(f"w{i} w{i * 7 % 5000}" for i in range(20_000)) + "\n")
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "submit", "run", "--local", "--job", "wordcount"),
+            *(str(words), "--top", "20000", "--json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=240) == 141, err
+    assert "Traceback" not in err
