@@ -4,6 +4,10 @@ unpatched in-process moto, give the same answers, rollbacks included."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any
@@ -221,3 +225,47 @@ def test_each_service_is_still_routed_to_its_own_backend(patched: str) -> None:
         assert "routing" in [b["Name"] for b in s3.list_buckets()["Buckets"]]
         assert any(u.endswith("/routing") for u in sqs.list_queues()["QueueUrls"])
         assert "TableNames" in dynamodb.list_tables()
+
+
+def test_a_long_poll_whose_client_has_gone_takes_no_message(patched: str) -> None:
+    """A worker killed (or scaled in) during its 20 s long poll left the poll
+    waiting in the embedded AWS, which handed it the next message sent: the
+    message then stayed hidden for the visibility timeout."""
+    sqs = local_client("sqs", patched)
+    url = sqs.create_queue(QueueName="gone", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+    poller = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from submit.embedded import local_client; "
+            "local_client('sqs', sys.argv[1]).receive_message("
+            "QueueUrl=sys.argv[2], WaitTimeSeconds=20); print('returned')",
+            patched,
+            url,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # started, and waiting in its receive
+    poller.kill()
+    assert poller.communicate()[0] == ""  # killed while it waited
+    time.sleep(2)  # the server looks at a waiting poll's client every second
+    sqs.send_message(QueueUrl=url, MessageBody="chunk")
+    got = sqs.receive_message(
+        QueueUrl=url, WaitTimeSeconds=5, MessageSystemAttributeNames=["ApproximateReceiveCount"]
+    ).get("Messages", [])
+    assert [(m["Body"], m["Attributes"]["ApproximateReceiveCount"]) for m in got] == [
+        ("chunk", "1")
+    ]
+
+
+def test_a_long_poll_still_gets_a_message_sent_while_it_waits(patched: str) -> None:
+    sqs = local_client("sqs", patched)
+    url = sqs.create_queue(QueueName="waits")["QueueUrl"]
+    send = threading.Timer(2.5, lambda: sqs.send_message(QueueUrl=url, MessageBody="late"))
+    send.start()
+    started = time.monotonic()
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10).get("Messages", [])
+    send.join()
+    assert [m["Body"] for m in got] == ["late"]
+    assert time.monotonic() - started < 6  # answered when it came, not at the poll's end
