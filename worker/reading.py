@@ -90,21 +90,27 @@ class CorruptInput(ValueError):
 
 
 class LocalFileChanged(OSError):
-    """A local input that is not the size it was when the job was planned."""
+    """A local input now shorter than it was when the job was planned."""
 
 
 def read_file_range(path: str, size: int, start: int, end: int) -> bytes:
-    """Bytes [start, end) of a local file planned at `size` bytes. Raises
-    FileNotFoundError for a file that is gone, LocalFileChanged for one whose
-    size changed since (its ranges no longer mean what the plan meant)."""
+    """Bytes [start, end) of a local file planned at `size` bytes.
+
+    A job reads each file as it was when the job was planned: a file that
+    has grown since (a log being written) is read up to its planned size,
+    what was appended is left for the next job (the line-aligned reader
+    takes `size` as the file's end). Raises FileNotFoundError for a file
+    that is gone, LocalFileChanged for one that is shorter (cut or
+    replaced: its ranges no longer mean what the plan meant)."""
     if end <= start:
         return b""
     fd = os.open(path, os.O_RDONLY)
     try:
         actual = os.fstat(fd).st_size
-        if actual != size:
+        if actual < size:
             raise LocalFileChanged(
-                f"{path}: {actual} bytes, {size} when the job was planned; run the job again"
+                f"{path}: {actual} bytes, {size} when the job was planned (cut or replaced "
+                "since); run the job again"
             )
         parts = []
         at = start

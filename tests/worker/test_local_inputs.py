@@ -132,18 +132,24 @@ def test_a_deployed_worker_refuses_a_local_file_for_good(
     assert not clients.s3.list_objects_v2(Bucket=resources.bucket).get("Contents")
 
 
-def test_a_local_worker_maps_the_file_and_fails_a_changed_one_for_good(
+def test_a_local_worker_maps_the_file_as_planned_and_fails_a_shorter_one_for_good(
     worker: Callable[..., MapReduce], clients: Clients, resources: Resources, tmp_path: Path
 ) -> None:
-    path = tmp_path / "in.txt"
-    path.write_bytes(TEXT)
+    # A file that grows after the job was planned (a log being written) is
+    # read as it was: what was appended is not read, not even the rest of a
+    # line the plan saw unfinished. It failed the job.
+    path = tmp_path / "growing.log"
+    path.write_bytes(TEXT + b"half")
     new_job(clients, resources)
     body = map_body((local_piece(path),), resources.bucket)
+    with path.open("ab") as log:
+        log.write(b"way the the\nmore lines\n")
     assert worker(local_files=True).handle(delivery(body)) == Delete("done")
     run = storage.get_object(clients.s3, resources.bucket, storage.map_key("j", 0, 0))
-    assert ("the", 3) in records.decode([run])
+    got = dict(records.decode([run]))
+    assert got["the"] == 3 and got["half"] == 1 and "halfway" not in got and "more" not in got
 
-    path.write_bytes(TEXT + b"more\n")
+    path.write_bytes(TEXT)  # shorter than planned: cut, or replaced
     verdict = worker(local_files=True).handle(delivery(body.replace('"chunk":0', '"chunk":1')))
     assert isinstance(verdict, DeadLetter)
     assert verdict.reason.startswith("MissingObject") and "when the job was planned" in (
