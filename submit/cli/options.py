@@ -73,8 +73,8 @@ def add_job_modules(p: argparse.ArgumentParser) -> None:
         default=[],
         dest="job_modules",
         metavar="PATH_OR_MODULE",
-        help="load your jobs from this module (a name on PYTHONPATH, a .py file or a "
-        "package directory), here and in every local worker; repeatable. "
+        help="load your jobs from this module (a name on PYTHONPATH, a .py file, a package "
+        "directory or a directory of .py files), here and in every local worker; repeatable. "
         f"{ENV_JOB_MODULES} (comma-separated) adds more",
     )
 

@@ -386,3 +386,21 @@ def test_a_summing_merge_equals_the_sum_of_its_runs_in_key_order(
         runs.append(partial(records.bytes_blocks, run, 700))
     merged = list(records.merge(runs, fan_in=fan_in, spill_dir=str(tmp_path), sums=True))
     assert merged == sorted(expected.items())
+
+
+def test_a_directory_of_job_modules_loads_each_of_them(job_dir: Path) -> None:
+    """`--job-module DIR` of .py files without __init__.py (what `jobModules`
+    takes) imported an empty namespace package: no job, no word why."""
+    plain = job_dir / "plain_job_dir"
+    plain.mkdir()
+    job_module(plain / "first.py", "test-plain-dir-first")
+    job_module(plain / "second.py", "test-plain-dir-second")
+    load_jobs([str(plain)], strict=True)
+    assert type(get_job("test-plain-dir-first")).__module__ == "plain_job_dir.first"
+    assert type(get_job("test-plain-dir-second")).__module__ == "plain_job_dir.second"
+    empty = job_dir / "no_modules_here"
+    empty.mkdir()
+    with pytest.raises(JobError, match=r"a directory without __init__\.py or \.py files"):
+        load_jobs([str(empty)], strict=True)
+    sys.modules.pop("plain_job_dir", None)
+    sys.modules.pop("no_modules_here", None)

@@ -20,6 +20,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 from worker.jobs.base import Job, JobError, Params
@@ -104,6 +105,26 @@ def import_module(entry: str) -> None:
                 f"job module {entry!r}: the name {name!r} is already taken by "
                 f"{found or 'a built-in module'}; rename the file"
             )
+    if getattr(module, "__file__", None) is None and hasattr(module, "__path__"):
+        _import_members(entry, module)
+
+
+def _import_members(entry: str, package: ModuleType) -> None:
+    """A directory without __init__.py, as `jobModules` takes one: each of
+    its .py files, as DIRECTORY.MODULE. Imported alone, the directory is an
+    empty namespace package and would register no job."""
+    members = sorted(
+        {p.stem for d in package.__path__ for p in Path(d).glob("*.py") if p.stem.isidentifier()}
+    )
+    if not members:
+        raise JobError(f"job module {entry!r}: a directory without __init__.py or .py files")
+    for member in members:
+        try:
+            importlib.import_module(f"{package.__name__}.{member}")
+        except (Exception, SystemExit) as e:
+            raise JobError(
+                f"job module {entry!r} could not be loaded: {member}.py: {type(e).__name__}: {e}"
+            ) from e
 
 
 def load_jobs(modules: Iterable[str] | None = None, *, strict: bool = False) -> None:
