@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from json.encoder import encode_basestring as _string
+from math import isfinite
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -54,7 +55,9 @@ Record = tuple[str, Any]
 # Opens a run and returns its bytes, a block at a time.
 Source = Callable[[], Iterable[bytes]]
 
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# NaN and the infinities are not JSON: a value holding one is refused where
+# it is written, naming its key, not where a later reader chokes on it.
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 _key = itemgetter(0)
 T = TypeVar("T")
 
@@ -66,7 +69,7 @@ class BadRecord(ValueError):
 
 def encode(records: Iterable[Record], *, block_bytes: int = BLOCK_BYTES) -> Iterator[bytes]:
     """The lines of `records`, in blocks of about `block_bytes`."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    dumps = _DUMPS
     lines: list[str] = []
     size = 0
     for key, value in records:
@@ -176,7 +179,14 @@ def _column_block(keys: list[str], values: list[Any]) -> bytes:
     joined = '","'.join(keys)
     plain = joined.count('"') == 2 * (len(keys) - 1) and not _ESCAPED.search(joined)
     keys_json = f'["{joined}"]' if plain else _DUMPS(keys)
-    line = f'{{"keys":{keys_json},"values":{_DUMPS(values)}}}\n'
+    try:
+        values_json = _DUMPS(values)
+    except ValueError as e:  # NaN or an infinity, among values sized as numbers
+        key = next(
+            k for k, v in zip(keys, values, strict=True) if type(v) is float and not isfinite(v)
+        )
+        raise BadRecord(f"the value of key {key!r} is not JSON: {e}") from e
+    line = f'{{"keys":{keys_json},"values":{values_json}}}\n'
     return line.encode("utf-8", "surrogatepass")
 
 

@@ -62,11 +62,17 @@ def test_large_values_keep_column_blocks_near_their_size() -> None:
     [
         ([("a", 1), (2, 1)], r"keys are strings; got int 2"),
         ([("a", 1), ("b", {1, 2})], r"the value of key 'b' is not JSON"),
+        # NaN and the infinities passed the map and failed the reduce, five
+        # times, with an error that named no key.
+        ([("a", 1.5), ("b", float("nan"))], r"the value of key 'b' is not JSON: Out of range"),
+        ([("a", 1), ("c", [1, float("inf")])], r"the value of key 'c' is not JSON: Out of range"),
     ],
 )
-def test_a_column_run_refuses_what_json_cannot_hold(pairs: Any, message: str) -> None:
+def test_a_run_refuses_what_json_cannot_hold(pairs: Any, message: str) -> None:
     with pytest.raises(records.BadRecord, match=message):
         records.pack(pairs)
+    with pytest.raises(records.BadRecord, match=message):
+        records.to_bytes(pairs)
 
 
 def test_a_merge_reads_column_runs_and_line_runs_alike(tmp_path: Any) -> None:
