@@ -159,6 +159,11 @@ def test_the_summary_names_what_it_counts() -> None:
         "top        /a (2), /b (1)",
     ]
     assert _summary_of(get_job("top-words", {"n": 2}), [("top", [[5, "a"], [3, "b"]])]) == []
+    # A key DynamoDB cannot hold (a lone surrogate) failed the reduce.
+    assert _summary_of(get_job("wordcount"), [("\ud800x", 2)]) == [
+        "summary    2 words, 1 distinct words",
+        "top        \\ud800x (2)",
+    ]
     # A summary stored by an earlier version has no names.
     assert summary_lines({"total": 1234, "distinct": 2, "top": [["x", 1000]]}) == [
         "summary    1,234 total, 2 distinct",

@@ -198,8 +198,19 @@ class Summary:
         return {
             "total": self.total if self.weighed else self.distinct,
             "distinct": self.distinct,
-            "top": [[label, -w] for w, label in best],
+            "top": [[_storable(label), -w] for w, label in best],
         }
+
+
+def _storable(label: str) -> str:
+    """A label DynamoDB takes: a key may hold a lone surrogate (a job's own
+    key, or a name that is not UTF-8), which no DynamoDB item can; it is
+    shown as \\udXXX."""
+    try:
+        label.encode("utf-8")
+    except UnicodeEncodeError:
+        return label.encode("utf-8", "backslashreplace").decode("utf-8")
+    return label
 
 
 class Job:
