@@ -213,10 +213,12 @@ def main(argv: list[str] | None = None) -> int:
 def local_resources(endpoint_url: str, settings: cfg.Settings) -> Resources:
     """What `provision` creates on the embedded AWS at `endpoint_url`, known
     before it does: the names are fixed, and moto's queue URLs are the
-    endpoint, the account and the name."""
+    endpoint as the request's Host names it (without HTTP's own port 80),
+    the account and the name."""
+    host = endpoint_url.removesuffix(":80") if endpoint_url.startswith("http://") else endpoint_url
     return _resources(
         {
-            queue: f"{endpoint_url}/{ACCOUNT_ID}/{queue}"
+            queue: f"{host}/{ACCOUNT_ID}/{queue}"
             for name in LOCAL_QUEUES
             for queue in (name, f"{name}-dlq")
         },

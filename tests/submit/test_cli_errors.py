@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from submit.cli import EXIT_USAGE, main
+from submit.embedded import EmbeddedAWS, local_client, local_resources, port_in_use, provision
 from worker import settings as cfg
 
 
@@ -102,3 +103,29 @@ def test_help_of_an_unknown_or_broken_job_says_why(
         assert exited.value.code == 0
         out = capsys.readouterr().out
         assert "usage: " in out and says in out
+
+
+def test_local_up_on_port_80_serves(capsys: pytest.CaptureFixture[str]) -> None:
+    """Port 80 is a port like the others: the queues' URLs, which name no
+    port there, failed the start-up check with an internal dump."""
+    settings = cfg.load()
+    expected = local_resources("http://127.0.0.1:80", settings)
+    assert expected.map_queue_url == "http://127.0.0.1/123456789012/drover-map"
+    if port_in_use(80):
+        pytest.skip("port 80 is taken on this machine")
+    aws = EmbeddedAWS(port=80)
+    try:
+        endpoint = aws.start()
+    except PermissionError:
+        pytest.skip("binding port 80 needs privileges here")
+    try:
+        made = provision(
+            s3=local_client("s3", endpoint),
+            sqs=local_client("sqs", endpoint),
+            dynamodb=local_client("dynamodb", endpoint),
+            settings=settings,
+            endpoint_url=endpoint,
+        )
+        assert made == local_resources(endpoint, settings)
+    finally:
+        aws.stop()
