@@ -123,11 +123,20 @@ def discover(
             files.append(InputFile(name=shown(spec), size=path.stat().st_size, path=path))
         elif path.is_dir():
             files.extend(_walk(path, include, exclude))
-        elif path.exists():
-            raise InputError(f"{spec}: not a regular file or directory")
         else:
-            raise InputError(f"{spec}: no such file or directory")
+            check_local(spec)
     return files
+
+
+def check_local(spec: str) -> None:
+    """Raises InputError for a local input that is not a file or directory:
+    a mistake to report before any AWS is reached."""
+    path = Path(spec)
+    if path.is_file() or path.is_dir():
+        return
+    if path.exists():
+        raise InputError(f"{spec}: not a regular file or directory")
+    raise InputError(f"{spec}: no such file or directory")
 
 
 def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[InputFile]:

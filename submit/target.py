@@ -117,7 +117,7 @@ def resolve(stack: str | None) -> Target:
         )
     except (NoCredentialsError, NoRegionError) as e:
         hint = "" if stack else " No embedded AWS is running either (`python -m submit local up`)."
-        raise ResourceError(f"cannot reach stack {name!r}: {e}.{hint}") from e
+        raise ResourceError(f"cannot reach stack {name!r}: {str(e).rstrip('.')}.{hint}") from e
 
 
 def deployed_wake(ecs: Any, resources: Resources) -> Wake | None:

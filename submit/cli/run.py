@@ -26,7 +26,7 @@ from submit.cli.options import (
 )
 from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError, translated
 from submit.reference import COMPARABLE, timed_reference
-from submit.splitting import InputFile, discover
+from submit.splitting import InputFile, check_local, discover
 from submit.submission import Submitted, check_request, submit_job
 from submit.target import Target, fleet_job_modules, local_target, resolve
 from worker import settings as cfg
@@ -204,6 +204,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{remote[0]}: --local reads local files only; S3 inputs need a deployed stack"
             )
         return _run_local(args, params)
+    for spec in args.inputs:  # the user's to fix, whichever stack is there or not
+        if not spec.startswith("s3://"):
+            check_local(spec)
     target = resolve(args.stack)
     target.check_loads(args.job)
     return _run_on(target, args, params)

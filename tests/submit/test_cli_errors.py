@@ -129,3 +129,15 @@ def test_local_up_on_port_80_serves(capsys: pytest.CaptureFixture[str]) -> None:
         assert made == local_resources(endpoint, settings)
     finally:
         aws.stop()
+
+
+def test_a_missing_input_is_exit_2_with_no_stack_to_reach(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path that is not there was reported as the stack that could not be
+    reached (exit 1), where README promises exit 2 for a missing path."""
+    monkeypatch.setenv("DROVER_HOME", str(tmp_path / "home"))  # no local up running
+    missing = tmp_path / "nope.txt"
+    code, _, err = run(capsys, "run", str(missing), "--job", "wordcount")
+    assert code == EXIT_USAGE
+    assert err.strip() == f"python -m submit: error: {missing}: no such file or directory"
