@@ -156,7 +156,7 @@ def finish(
         if submitted is not None:
             out = {**asdict(submitted), **out}
         if result is not None and top:
-            out["top"] = render.top_entries(result, top)
+            out["top"] = render.top_json(result, top)
         render.print_json(out)
     else:
         render.print_status(status)
@@ -201,7 +201,7 @@ def cmd_result(args: argparse.Namespace) -> int:
         print(f"result written to {args.output}", file=sys.stderr)
     if args.top:
         if args.json:
-            render.print_json(render.top_entries(result, args.top))
+            render.print_json(render.top_json(result, args.top))
         else:
             render.print_top(result, args.top)
     elif not args.output:

@@ -283,6 +283,15 @@ def top_entries(result: Any, n: int) -> list[list[Any]]:
     return [[result]]
 
 
+def top_json(result: Any, n: int) -> list[Any]:
+    """`--top N --json`: the entries `top_entries` shows, in the result's own
+    shape where it is a list (grep's matches stay objects {input, line,
+    text}), as [key, value] pairs of a map."""
+    if isinstance(result, list):
+        return result[:n]
+    return top_entries(result, n)
+
+
 def _cell(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     text = text.replace("\n", "\\n")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from submit.cli import EXIT_USAGE, main
-from submit.cli.render import print_top, summary_lines, top_entries
+from submit.cli.render import print_top, summary_lines, top_entries, top_json
 from tests.conftest import reference_inverted_index
 from worker.jobs import get_job
 from worker.jobs.base import Job, Summary
@@ -48,6 +48,14 @@ def test_top_of_lists_shows_matches_or_numbered_items() -> None:
     assert top_entries(matches, 2) == [["a.log", 3, "ERROR x"]] * 2
     assert top_entries([[1, 2], "x", None], 5) == [[1, [1, 2]], [2, "x"], [3, None]]
     assert top_entries(7, 3) == [[7]]
+
+
+def test_top_as_json_keeps_the_result_s_own_entries() -> None:
+    """`--top N --json` of grep gave [input, line, text] lists, where the
+    result and the README have {input, line, text} objects."""
+    matches = [{"input": "a.log", "line": i, "text": "ERROR x"} for i in (1, 2, 3)]
+    assert top_json(matches, 2) == matches[:2]
+    assert top_json({"a": 1, "b": 3}, 1) == [["b", 3]]
 
 
 def test_printed_top_keeps_one_line_a_row(capsys: pytest.CaptureFixture[str]) -> None:
