@@ -135,7 +135,8 @@ def reference_access_log(files: Mapping[str, bytes]) -> dict[str, Any]:
                 continue
             code, target = parsed
             status[code] += 1
-            path[target.partition("?")[0]] += 1
+            if target:
+                path[target.partition("?")[0]] += 1
     return {
         "status": dict(sorted(status.items())),
         "path": dict(sorted(path.items())),
@@ -169,6 +170,9 @@ def _parse_access(line: str) -> tuple[str, str] | None:
         return None
     request, rest = quoted[0], quoted[1][1:]
     fields = rest.split(" ", 2)
+    if request == "-":  # no request line: a status, and no path
+        parsed = _parse_access(line.replace('"-"', '"GET - HTTP/1.0"', 1))
+        return None if parsed is None else (parsed[0], "")
     if len(fields) < 2 or len(fields[0]) != 3 or not fields[0].isdigit():
         return None
     if not (fields[1] == "-" or fields[1].isdigit()):

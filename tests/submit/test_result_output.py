@@ -163,7 +163,7 @@ def test_the_summary_names_what_it_counts() -> None:
     access = get_job("access-log")
     reduced = [("bad_lines", 1), ("path\t/a", 2), ("path\t/b", 1), ("status\t200", 3)]
     assert _summary_of(access, reduced) == [
-        "summary    3 requests, 4 keys",
+        "summary    3 requests to a path, 4 keys",
         "top        /a (2), /b (1)",
     ]
     assert _summary_of(get_job("top-words", {"n": 2}), [("top", [[5, "a"], [3, "b"]])]) == []

@@ -4,8 +4,9 @@ logs in the common or combined log format:
     host ident user [time] "METHOD /path?query PROTOCOL" status bytes ["referer" "agent"]
 
 A quoted field may hold a quote escaped with a backslash (\\"), as Apache
-writes one. The path is the request target without its query string. A
-line of any other shape (a blank line included) is counted as bad, never an
+writes one. The path is the request target without its query string; a
+request logged as "-" (a connection that sent none) counts by its status
+only. A line of any other shape (a blank line included) is counted as bad, never an
 error. The result is {"status": {code: n}, "path": {path: n}, "bad_lines": n}.
 """
 
@@ -28,6 +29,9 @@ LINE = re.compile(
 )
 REQUEST = re.compile(r"^[A-Z]+ (?P<target>\S+)(?: \S+)?$")
 
+# What nginx and Apache log for a connection that sent no request line (a
+# 400 or 408): its status counts, it has no path.
+NO_REQUEST = "-"
 STATUS = "status\t"
 PATH = "path\t"
 BAD = "bad_lines"
@@ -40,6 +44,9 @@ class AccessLog(Job):
 
     def mapper(self, line: str, params: Params) -> Iterator[tuple[str, Any]]:
         m = LINE.match(line)
+        if m is not None and m["request"] == NO_REQUEST:
+            yield STATUS + m["status"], 1  # answered, with no path to count
+            return
         request = REQUEST.match(m["request"]) if m else None
         if m is None or request is None:
             yield BAD, 1
@@ -47,7 +54,7 @@ class AccessLog(Job):
         yield STATUS + m["status"], 1
         yield PATH + request["target"].split("?", 1)[0], 1
 
-    summary_names = ("requests", "keys")
+    summary_names = ("requests to a path", "keys")
 
     def weight(self, key: str, result: Any) -> tuple[str, float] | None:
         """Requests by path: each well-formed line has one, so the total is
