@@ -220,7 +220,14 @@ def fetch_result(
     if status is None or status.job_id != job_id:
         status = job_status(clients, resources, job_id, details=False)
     if not status.succeeded:
-        raise OperationalError(f"job {job_id} is {status.state}; it has no result yet")
+        state = status.state
+        if state is JobState.FAILED:
+            why = "it has no result (`retry` it once its cause is fixed)"
+        elif state.terminal:
+            why = "it has no result"
+        else:
+            why = "it has no result yet (`wait` for it)"
+        raise OperationalError(f"job {job_id} is {status.state}; {why}")
     job = get_job(status.job, status.params)
     parts = [
         partial(

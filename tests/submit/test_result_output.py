@@ -15,7 +15,13 @@ import pytest
 
 from submit.cli import EXIT_USAGE, main
 from submit.cli.render import print_top, summary_lines, top_entries, top_json
+from submit.clients import Clients
+from submit.errors import OperationalError
+from submit.recovery import cancel
+from submit.resources import Resources
+from submit.tracking import fetch_result
 from tests.conftest import reference_inverted_index
+from tests.worker.test_local_inputs import new_job
 from worker.jobs import get_job
 from worker.jobs.base import Job, Summary
 
@@ -200,3 +206,15 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path: Path) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=240) == 141, err
     assert "Traceback" not in err
+
+
+def test_the_result_of_a_job_that_never_will_have_one_says_so(
+    clients: Clients, resources: Resources
+) -> None:
+    """`result` of a cancelled job said it had "no result yet"."""
+    new_job(clients, resources)
+    with pytest.raises(OperationalError, match=r"is PENDING; it has no result yet \(`wait`"):
+        fetch_result(clients, resources, "j")
+    cancel(clients, resources, "j")
+    with pytest.raises(OperationalError, match=r"is CANCELLED; it has no result$"):
+        fetch_result(clients, resources, "j")
