@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -181,9 +183,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def left_running(job_id: str) -> Iterator[None]:
+    """Ctrl-C while following a job on a fleet that outlives the command
+    (`local up`, a deployed stack): the job goes on, and the user is told
+    how to find it again."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        print(
+            f"stopped following job {job_id}, which keeps running: "
+            f"`status {job_id}`, `wait {job_id}`, or `cancel {job_id}` to stop it",
+            file=sys.stderr,
+        )
+        raise
+
+
 def cmd_wait(args: argparse.Namespace) -> int:
     target = resolve(args.stack)
-    status = follow(target, args.job_id, quiet=args.json, timeout_s=args.timeout)
+    with left_running(args.job_id):
+        status = follow(target, args.job_id, quiet=args.json, timeout_s=args.timeout)
     code = finish(target, status, as_json=args.json)
     if not status.terminal:
         print(f"still {status.state} after {args.timeout:g}s", file=sys.stderr)

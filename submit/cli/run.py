@@ -12,7 +12,7 @@ from typing import Any
 
 from submit import tracking
 from submit.cli import render
-from submit.cli.follow import finish, follow
+from submit.cli.follow import finish, follow, left_running
 from submit.cli.options import (
     add_job_modules,
     add_json,
@@ -259,7 +259,8 @@ def _run_on(target: Target, args: argparse.Namespace, params: dict[str, Any]) ->
             )
         return EXIT_OK
     print(f"job {submitted.job_id}: {submitted.chunks} chunks queued", file=sys.stderr)
-    status = follow(target, submitted.job_id, quiet=args.json, just_submitted=True)
+    with left_running(submitted.job_id):
+        status = follow(target, submitted.job_id, quiet=args.json, just_submitted=True)
     return finish(
         target, status, as_json=args.json, top=args.top, output=args.output, submitted=submitted
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from submit.cli import EXIT_USAGE, main
+from submit.cli import follow as follow_cli
 from submit.embedded import EmbeddedAWS, local_client, local_resources, port_in_use, provision
 from worker import settings as cfg
 
@@ -141,3 +142,23 @@ def test_a_missing_input_is_exit_2_with_no_stack_to_reach(
     code, _, err = run(capsys, "run", str(missing), "--job", "wordcount")
     assert code == EXIT_USAGE
     assert err.strip() == f"python -m submit: error: {missing}: no such file or directory"
+
+
+def test_ctrl_c_while_waiting_says_the_job_goes_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C in `wait` (or `run --wait` on `local up` or a stack) said only
+    "interrupted", as if the job had stopped with the command."""
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(follow_cli, "resolve", lambda stack: None)
+    monkeypatch.setattr(follow_cli, "follow", interrupted)
+    code, _, err = run(capsys, "wait", "J1")
+    assert code == 130
+    assert err.splitlines() == [
+        "stopped following job J1, which keeps running: `status J1`, `wait J1`, "
+        "or `cancel J1` to stop it",
+        "interrupted",
+    ]
