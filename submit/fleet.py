@@ -97,7 +97,9 @@ class Pool:
     next_start_at: float = 0.0
     broken: str | None = None
     started_at: dict[int, float] = field(default_factory=dict)
-    log_of: dict[int, Path] = field(default_factory=dict)
+    # pid -> its log, and where in it this process's lines begin (a worker
+    # id's log is appended to by every run that uses the id).
+    log_of: dict[int, tuple[Path, int]] = field(default_factory=dict)
 
 
 class Fleet:
@@ -188,7 +190,7 @@ class Fleet:
                 if now - started >= STARTED_AFTER_S:
                     pool.start_failures = 0
                 continue
-            log_path = pool.log_of.pop(p.pid, None)
+            written = pool.log_of.pop(p.pid, None)
             pool.started_at.pop(p.pid, None)
             if code == 0:
                 continue
@@ -198,18 +200,23 @@ class Fleet:
             # EXIT_UNAVAILABLE says so itself, however long its work process
             # took to fail.
             if code == EXIT_UNAVAILABLE or (code > 0 and now - started < START_GRACE_S):
-                self._start_failed(pool, code, log_path, now)
+                self._start_failed(pool, code, written, now)
         pool.procs = alive
         pool.retiring = [p for p in pool.retiring if p.poll() is None]
 
-    def _start_failed(self, pool: Pool, code: int, log_path: Path | None, now: float) -> None:
+    def _start_failed(
+        self, pool: Pool, code: int, written: tuple[Path, int] | None, now: float
+    ) -> None:
         pool.start_failures += 1
         pool.next_start_at = now + START_BACKOFF_S * 2 ** (pool.start_failures - 1)
         if pool.start_failures < MAX_START_FAILURES or pool.broken:
             return
         tail = ""
-        if log_path is not None and log_path.exists():
-            lines = log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        if written is not None and written[0].exists():
+            log_path, begins = written
+            with log_path.open("rb") as f:
+                f.seek(begins)
+                lines = f.read().decode(errors="replace").splitlines()[-LOG_TAIL_LINES:]
             tail = f"; the last lines of {log_path}:\n" + "\n".join(f"  {x}" for x in lines)
         why = ", its work process could not start" if code == EXIT_UNAVAILABLE else ""
         pool.broken = (
@@ -240,6 +247,7 @@ class Fleet:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{worker_id}.log"
         out = log_path.open("ab")
+        begins = out.tell()
         self._logs.append(out)
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker", pool.role.value, "--id", worker_id, *self.worker_args],
@@ -249,7 +257,7 @@ class Fleet:
             stdin=subprocess.DEVNULL,
         )
         pool.started_at[proc.pid] = time.monotonic()
-        pool.log_of[proc.pid] = log_path
+        pool.log_of[proc.pid] = (log_path, begins)
         return proc
 
     def wake(self, role: Phase | str, need: int) -> None:

@@ -139,6 +139,10 @@ def test_workers_that_die_at_start_up_are_not_restarted_without_end(tmp_path: Pa
     )
     source = tmp_path / "in.txt"
     source.write_text("a few words\n")
+    # The logs of an earlier run that used the same worker ids.
+    (tmp_path / "logs").mkdir()
+    for n in range(1, MAX_START_FAILURES + 1):
+        (tmp_path / "logs" / f"local-map-{n}.log").write_text("an earlier run's line\n")
     with LocalDrover(options) as drover:
         assert drover.resources is not None and drover.fleet is not None
         fleet = drover.fleet
@@ -163,6 +167,7 @@ def test_workers_that_die_at_start_up_are_not_restarted_without_end(tmp_path: Pa
         assert f"job {job_id} is PENDING and cannot go on" in message
         assert f"die at start-up ({MAX_START_FAILURES} in a row" in message
         assert "DROVER_TABLE is not set" in message, "the worker's own words are quoted"
+        assert "an earlier run's line" not in message, "and only this run's"
         time.sleep(2)
         assert fleet.pools[Phase.MAP].started == MAX_START_FAILURES, "no start after giving up"
 
