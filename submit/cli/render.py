@@ -42,6 +42,15 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
+def throughput(mb_s: float) -> str:
+    """A rate in MB/s, or in kB/s or B/s where MB/s would read 0.0."""
+    if mb_s >= 0.1 or mb_s <= 0:
+        return f"{mb_s:.1f} MB/s"
+    if mb_s >= 0.0001:
+        return f"{mb_s * 1e3:.1f} kB/s"
+    return f"{mb_s * 1e6:.0f} B/s"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -110,7 +119,7 @@ class JobProgress:
             done, total, what = status.done, status.expected, "chunks"
         if status.steps > 1:
             what = f"{what} (step {status.step + 1}/{status.steps})"
-        rate = f"{status.throughput_mb_s:6.1f} MB/s"
+        rate = f"{throughput(status.throughput_mb_s):>10}"
         if self.live:
             progress, task = self._bar()
             progress.update(
@@ -188,7 +197,7 @@ def status_lines(s: JobStatus) -> list[str]:
         f"chunks     {s.done}/{s.expected} done, {s.failed} failed",
         f"reduce     {s.reduced}/{s.partitions} partitions",
         f"input      {human_bytes(s.input_bytes)}",
-        f"elapsed    {s.elapsed_s:.1f}s  ({s.throughput_mb_s:.1f} MB/s)",
+        f"elapsed    {s.elapsed_s:.1f}s  ({throughput(s.throughput_mb_s)})",
     ]
     if s.cost is not None:
         lines.extend(cost_lines(s.cost))

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from submit.cli import EXIT_USAGE, main
-from submit.cli.render import print_top, summary_lines, top_entries, top_json
+from submit.cli.render import print_top, summary_lines, throughput, top_entries, top_json
 from submit.clients import Clients
 from submit.errors import OperationalError
 from submit.recovery import cancel
@@ -62,6 +62,16 @@ def test_top_as_json_keeps_the_result_s_own_entries() -> None:
     matches = [{"input": "a.log", "line": i, "text": "ERROR x"} for i in (1, 2, 3)]
     assert top_json(matches, 2) == matches[:2]
     assert top_json({"a": 1, "b": 3}, 1) == [["b", 3]]
+
+
+def test_a_small_job_s_throughput_is_not_zero() -> None:
+    """A 46-byte job read "0.0 MB/s"."""
+    assert [throughput(r) for r in (25.8, 0.046, 0.000046, 0.0)] == [
+        "25.8 MB/s",
+        "46.0 kB/s",
+        "46 B/s",
+        "0.0 MB/s",
+    ]
 
 
 def test_printed_top_keeps_one_line_a_row(capsys: pytest.CaptureFixture[str]) -> None:
