@@ -48,7 +48,8 @@ Commands other than `run --local` talk to the embedded AWS started by
 `local up` when it is running, else to the deployed stack named by --stack
 (default "Drover"), found through CloudFormation with your AWS credentials.
 Exit codes: 0 success; 1 the job failed or AWS refused; 2 bad arguments or
-input, found before anything was queued.
+input, found before anything was queued; 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM); 141 the output's reader stopped reading (| head).
 """
 
 CONNECTION_ERRORS = (

@@ -72,7 +72,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     result.add_argument("job_id", metavar="JOB")
     result.add_argument(
-        "--top", type=positive, default=0, metavar="N", help="print the first N entries"
+        "--top",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="print N entries: the largest of a key -> number result, else the first",
     )
     result.add_argument("--output", type=Path, metavar="FILE", help="write the result here")
     add_job_modules(result)
@@ -84,7 +88,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "jobs",
         help="recent jobs, newest first; --kinds: the kinds of job and their parameters",
     )
-    jobs.add_argument("--limit", type=positive, default=20, metavar="N")
+    jobs.add_argument(
+        "--limit", type=positive, default=20, metavar="N", help="the N newest jobs (default 20)"
+    )
     jobs.add_argument(
         "--kinds",
         action="store_true",
@@ -230,7 +236,8 @@ def cmd_result(args: argparse.Namespace) -> int:
 
 def cmd_jobs(args: argparse.Namespace) -> int:
     if args.kinds:
-        load_job_modules(args.job_modules)
+        # And the running fleet's own jobs, which `run` knows without --job-module.
+        load_job_modules([*args.job_modules, *fleet_job_modules(args.stack)])
         kinds = [job_class(name) for name in job_names()]
         if args.json:
             render.print_json(

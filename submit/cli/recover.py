@@ -67,7 +67,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     dpurge = dlq_sub.add_parser(
         "purge", help="delete a job's messages for good (its failures stay recorded)"
     )
-    dpurge.add_argument("--job", required=True, metavar="JOB")
+    dpurge.add_argument("--job", required=True, metavar="JOB", help="the job whose messages go")
     dpurge.add_argument("--yes", action="store_true", help="really delete them")
     add_target(dpurge)
     add_json(dpurge)
@@ -118,7 +118,9 @@ def cmd_dlq_list(args: argparse.Namespace) -> int:
     if args.json:
         render.print_json([d.to_dict() for d in letters])
     elif not letters:
-        print("the dead-letter queues are empty" if not args.job else f"none of job {args.job}")
+        where = f"the {args.queue} dead-letter queue" if args.queue else "the dead-letter queues"
+        empty = f"{where} {'is' if args.queue else 'are'} empty"
+        print(f"no message of job {args.job} in {where}" if args.job else empty)
     else:
         render.table(
             [

@@ -36,6 +36,10 @@ from worker.ledger import Phase
 DEFAULTS = cfg.Settings()
 
 
+# run --local's fleet: as many map workers as cores.
+LOCAL_WORKERS = os.cpu_count() or 2
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
         "run",
@@ -112,14 +116,21 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         type=count,
         default=0,
         metavar="N",
-        help="fail the job early once more than N chunks have failed (default 0)",
+        help="let up to N chunks fail and the job run on (default 0: the first failed chunk "
+        "fails the job); a job with any failed chunk ends FAILED, its other chunks done, for "
+        "`retry` once the cause is fixed",
     )
     run.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
     run.add_argument(
         "--output", type=Path, metavar="FILE", help="write the result as JSON (implies --wait)"
     )
     run.add_argument(
-        "--top", type=positive, default=0, metavar="N", help="print the first N result entries"
+        "--top",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="print N entries of the result: the largest of a key -> number result, else "
+        "the first (implies --wait)",
     )
     run.add_argument(
         "--local",
@@ -129,9 +140,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     run.add_argument(
         "--max-workers",
         type=positive,
-        default=os.cpu_count() or 2,
         metavar="N",
-        help="--local: most map workers at once (default: the CPU count)",
+        help=f"--local: most map workers at once (default: the CPU count, {LOCAL_WORKERS})",
     )
     run.add_argument(
         "--compare",
@@ -195,6 +205,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = _params(args)
     if args.compare and args.job not in COMPARABLE:
         raise UsageError(f"--compare has a reference for {' and '.join(COMPARABLE)} only")
+    local_only = [
+        o
+        for o, given in (
+            ("--compare", args.compare),
+            ("--max-workers", args.max_workers is not None),
+        )
+        if given
+    ]
+    if local_only and not args.local:
+        raise UsageError(
+            f"{' and '.join(local_only)}: with --local only (a running fleet has its own "
+            "workers: `local up --max-workers`)"
+        )
+    if args.max_workers is None:
+        args.max_workers = LOCAL_WORKERS
     if args.local:
         if args.stack:
             raise UsageError("--local and --stack exclude each other")

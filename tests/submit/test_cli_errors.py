@@ -162,3 +162,35 @@ def test_ctrl_c_while_waiting_says_the_job_goes_on(
         "or `cancel J1` to stop it",
         "interrupted",
     ]
+
+
+@pytest.mark.parametrize("option", [["--compare"], ["--max-workers", "1"]])
+def test_local_options_without_local_are_refused(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against a running fleet they were silently ignored."""
+    (tmp_path / "in.txt").write_text("a b\n")
+    code, _, err = run(capsys, "run", str(tmp_path / "in.txt"), "--job", "wordcount", *option)
+    assert code == EXIT_USAGE
+    assert f"{option[0]}: with --local only" in err
+
+
+def test_jobs_kinds_lists_the_running_fleet_s_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --job NAME` knows a `local up --job-module` fleet's jobs; `jobs
+    --kinds` listed the built-ins only."""
+    module = tmp_path / "fleetkinds.py"
+    module.write_text(
+        "from worker.jobs import register\n"
+        "from worker.jobs.wordcount import WordCount\n"
+        "@register\n"
+        "class Mine(WordCount):\n"
+        "    name = 'test-fleet-kind'\n"
+        "    description = 'a job the fleet loads'\n"
+    )
+    monkeypatch.setattr(follow_cli, "fleet_job_modules", lambda stack: (str(module),))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, out, _ = run(capsys, "jobs", "--kinds")
+    assert code == 0
+    assert "test-fleet-kind: a job the fleet loads" in out
