@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from submit import tracking
 from submit.cli import render
@@ -18,9 +21,10 @@ from submit.cli.options import (
     seconds,
 )
 from submit.embedded_process import listen_on
-from submit.errors import EXIT_FAILED, EXIT_OK, UsageError
+from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError
 from submit.fleet_status import deployed_services, queue_depths
 from submit.target import Target, local_target, resolve
+from worker.ledger import JobState
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -186,9 +190,36 @@ def cmd_local_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _say_what_goes() -> None:
+    """The embedded AWS keeps its jobs in memory: say what stopping it ends."""
+    from submit.local import LOCAL_STOP_TIMEOUT_S, running_state
+
+    if running_state() is None:
+        return
+    try:
+        target = resolve(None)
+        jobs = tracking.list_jobs(target.clients, target.resources, limit=1000)
+    except (DroverError, BotoCoreError, ClientError):
+        return  # it is being stopped anyway; nothing to say about it
+    unfinished = [j for j in jobs if not JobState(j["state"]).terminal]
+    if unfinished:
+        ids = ", ".join(j["job_id"] for j in unfinished[:5]) + (
+            ", ..." if len(unfinished) > 5 else ""
+        )
+        print(f"local down ends {len(unfinished)} running job(s): {ids}", file=sys.stderr)
+    if jobs:
+        print(
+            f"the embedded AWS keeps its jobs ({len(jobs)}), their results and dead letters in "
+            f"memory: they go with it; stopping its workers (up to {LOCAL_STOP_TIMEOUT_S:.0f} s "
+            "for chunks in hand)",
+            file=sys.stderr,
+        )
+
+
 def cmd_local_down(args: argparse.Namespace) -> int:
     from submit.local import down
 
+    _say_what_goes()
     state = down()
     if state is None:
         print("the embedded AWS was not running")

@@ -75,6 +75,8 @@ def test_a_session_with_the_long_running_embedded_aws(running: object, tmp_path:
 
     down = cli("local", "down")
     assert down.returncode == 0 and "stopped" in down.stdout
+    # Its jobs live in its memory: stopping it says they go with it.
+    assert "the embedded AWS keeps its jobs (1), their results and dead letters" in down.stderr
     assert cli("local", "status").returncode == 1
 
 
