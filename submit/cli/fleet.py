@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from submit import tracking
@@ -21,10 +22,10 @@ from submit.cli.options import (
     seconds,
 )
 from submit.embedded_process import listen_on
-from submit.errors import EXIT_FAILED, EXIT_OK, DroverError, UsageError
+from submit.errors import EXIT_FAILED, EXIT_OK, UsageError
 from submit.fleet_status import deployed_services, queue_depths
 from submit.target import Target, local_target, resolve
-from worker.ledger import JobState
+from worker.ledger.admin import Admin
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -190,23 +191,35 @@ def cmd_local_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# The most jobs `local down` counts.
+LIST_LIMIT = 1000
+
+
 def _say_what_goes() -> None:
-    """The embedded AWS keeps its jobs in memory: say what stopping it ends."""
+    """The embedded AWS keeps its jobs in memory: say what stopping it ends.
+    Asked once, briefly: an embedded AWS that does not answer is stopped
+    all the same, without a word about its jobs."""
+    from submit.embedded import local_session
     from submit.local import LOCAL_STOP_TIMEOUT_S, running_state
 
-    if running_state() is None:
+    state = running_state()
+    if state is None:
         return
+    once = Config(
+        connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 1}
+    )
+    dynamodb = local_session().client("dynamodb", endpoint_url=state.endpoint_url, config=once)
     try:
-        target = resolve(None)
-        jobs = tracking.list_jobs(target.clients, target.resources, limit=1000)
-    except (DroverError, BotoCoreError, ClientError):
-        return  # it is being stopped anyway; nothing to say about it
-    unfinished = [j for j in jobs if not JobState(j["state"]).terminal]
+        jobs = Admin(dynamodb=dynamodb, table=state.resources.table).list_jobs(LIST_LIMIT)
+    except (BotoCoreError, ClientError):
+        return
+    unfinished = [j.job_id for j in jobs if not j.state.terminal]
     if unfinished:
-        ids = ", ".join(j["job_id"] for j in unfinished[:5]) + (
-            ", ..." if len(unfinished) > 5 else ""
+        more = ", ..." if len(unfinished) > 5 else ""
+        print(
+            f"local down ends {len(unfinished)} running job(s): {', '.join(unfinished[:5])}{more}",
+            file=sys.stderr,
         )
-        print(f"local down ends {len(unfinished)} running job(s): {ids}", file=sys.stderr)
     if jobs:
         print(
             f"the embedded AWS keeps its jobs ({len(jobs)}), their results and dead letters in "

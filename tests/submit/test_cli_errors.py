@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ import pytest
 from submit.cli import EXIT_USAGE, main
 from submit.cli import follow as follow_cli
 from submit.embedded import EmbeddedAWS, local_client, local_resources, port_in_use, provision
+from submit.resources import LocalState, state_path
 from worker import settings as cfg
 
 
@@ -194,3 +199,34 @@ def test_jobs_kinds_lists_the_running_fleet_s_jobs(
     code, out, _ = run(capsys, "jobs", "--kinds")
     assert code == 0
     assert "test-fleet-kind: a job the fleet loads" in out
+
+
+def test_local_down_of_an_embedded_aws_that_does_not_answer_does_not_wait_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`local down` asks the embedded AWS about its jobs before it stops it;
+    one that takes connections and never answers (hung) is stopped all the
+    same, after one short try, not after botocore's retries of a minute each."""
+    monkeypatch.setenv("DROVER_HOME", str(tmp_path / "home"))
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        endpoint = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        # Reaped as it ends, as a daemon that is not this process's child is.
+        threading.Thread(target=daemon.wait, daemon=True).start()
+        try:
+            LocalState(
+                pid=daemon.pid,
+                port=hung.getsockname()[1],
+                endpoint_url=endpoint,
+                max_workers=2,
+                resources=local_resources(endpoint, cfg.load()),
+            ).write(state_path())
+            started = time.monotonic()
+            code, out, _ = run(capsys, "local", "down")
+            assert time.monotonic() - started < 20
+        finally:
+            daemon.kill()
+            daemon.wait()
+    assert code == 0 and f"stopped the embedded AWS (pid {daemon.pid})" in out
